@@ -1,0 +1,234 @@
+"""The six objectives of SPEC.md, each a loss and its analytic gradients.
+
+Each is written once against a covariance operator (``operators.py``), so it runs unchanged in the
+spectral, covariance and sample formulations. Shape legend: r runs, k latent, m input, n samples.
+Parameters are tuples: (W1 (r, k, m), W2 (r, m, k)) and, for the VAE, also v (r, k) and s (r,).
+
+Notation: P = W1 C, S = W1 C W1^T, G = W2^T W2, and the reconstruction loss (eq. 1, no 1/2)
+  L = tr(C) - 2 tr(W2 W1 C) + tr(S G),  dL/dW1 = 2 (G P - W2^T C),  dL/dW2 = 2 (W2 S - P^T).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+from .rotation import rotation_augment
+
+MODELS = ("uniform_sum", "non_uniform_sum", "rotation", "nd_exp", "nd", "vae")
+
+
+def _mT(xp, x):
+    return xp.matrix_transpose(x)
+
+
+def _inner(xp, a, b):
+    """<a, b> over the last two axes: (r,)."""
+    return xp.sum(a * b, axis=(-2, -1))
+
+
+@dataclass
+class Moments:
+    """Products every objective shares, computed once per step."""
+
+    P: Any      # W1 C   (r, k, m)
+    CW2: Any    # C W2   (r, m, k)
+    S: Any      # W1 C W1^T (r, k, k)
+    G: Any      # W2^T W2   (r, k, k)
+
+
+def moments(op, W1: Any, W2: Any) -> Moments:
+    xp = op.xp
+    P, CW2 = op.cov_products(W1, W2)
+    return Moments(P, CW2, P @ _mT(xp, W1), _mT(xp, W2) @ W2)
+
+
+def reconstruction_loss(op, W1: Any, W2: Any, mo: Moments | None = None) -> Any:
+    """L = ||X - W2 W1 X||_F^2 / n = tr(C) - 2 tr(W2 W1 C) + tr(S G): (r,)."""
+    xp = op.xp
+    mo = mo or moments(op, W1, W2)
+    return op.trace - 2 * _inner(xp, _mT(xp, W2), mo.P) + _inner(xp, mo.S, mo.G)
+
+
+def _reconstruction_grads(xp, mo: Moments, W2: Any) -> tuple[Any, Any]:
+    return 2 * (mo.G @ mo.P - _mT(xp, mo.CW2)), 2 * (W2 @ mo.S - _mT(xp, mo.P))
+
+
+# --- L2-regularised LAEs ------------------------------------------------------------------------
+
+def _l2_weights(xp, lam: Any) -> tuple[Any, Any]:
+    """lam (scalar or (k,)) shaped to scale W1's rows and W2's columns."""
+    if isinstance(lam, float):
+        return lam, lam
+    return lam[:, None], lam[None, :]
+
+
+def l2_loss(op, params, hp, mo=None) -> Any:
+    """L + sum_i lam_i (||W1[i, :]||^2 + ||W2[:, i]||^2); lam scalar for uniform_sum."""
+    xp = op.xp
+    W1, W2 = params
+    row, col = _l2_weights(xp, hp["lam"])
+    return (reconstruction_loss(op, W1, W2, mo) + xp.sum(row * W1 * W1, axis=(-2, -1))
+            + xp.sum(col * W2 * W2, axis=(-2, -1)))
+
+
+def l2_grads(op, params, hp, noise=None) -> tuple[Any, ...]:
+    """dL/dW1 + 2 Lam W1, dL/dW2 + 2 W2 Lam."""
+    xp = op.xp
+    W1, W2 = params
+    g1, g2 = _reconstruction_grads(xp, moments(op, W1, W2), W2)
+    row, col = _l2_weights(xp, hp["lam"])
+    return g1 + 2 * row * W1, g2 + 2 * col * W2
+
+
+# --- rotation-augmented gradient ----------------------------------------------------------------
+
+def rotation_loss(op, params, hp, mo=None) -> Any:
+    """The unregularised reconstruction loss L (RAG changes the gradient, not the loss)."""
+    return reconstruction_loss(op, *params, mo)
+
+
+def rotation_grads(op, params, hp, noise=None) -> tuple[Any, ...]:
+    xp = op.xp
+    W1, W2 = params
+    mo = moments(op, W1, W2)
+    g1, g2 = _reconstruction_grads(xp, mo, W2)
+    return rotation_augment(xp, mo.S, W1, W2, g1, g2)
+
+
+# --- nested dropout -----------------------------------------------------------------------------
+
+def nd_exp_loss(op, params, hp, mo=None) -> Any:
+    """L_ND = tr(C) - 2 tr(D W1 C W2) + tr(S (G o M)), D = diag(p), M_ij = p_max(i,j)."""
+    xp = op.xp
+    W1, W2 = params
+    mo = mo or moments(op, W1, W2)
+    p = hp["keep_probs"]
+    return (op.trace - 2 * _inner(xp, p[:, None] * mo.P, _mT(xp, W2))
+            + _inner(xp, mo.S, mo.G * hp["keep_matrix"]))
+
+
+def nd_exp_grads(op, params, hp, noise=None) -> tuple[Any, ...]:
+    """dW1 = 2 ((G o M) W1 C - D W2^T C), dW2 = 2 (W2 (S o M) - C W1^T D)."""
+    xp = op.xp
+    W1, W2 = params
+    mo = moments(op, W1, W2)
+    p, M = hp["keep_probs"], hp["keep_matrix"]
+    g1 = 2 * ((mo.G * M) @ mo.P - p[:, None] * _mT(xp, mo.CW2))
+    g2 = 2 * (W2 @ (mo.S * M) - _mT(xp, mo.P) * p[None, :])
+    return g1, g2
+
+
+def nd_masks(xp, cutoffs: Any, k: int, dtype: Any) -> Any:
+    """Nested-dropout masks from truncation indices b (r, n): unit i kept iff b >= i: (r, n, k)."""
+    units = xp.arange(k, dtype=cutoffs.dtype)
+    return xp.astype(units <= cutoffs[..., None], dtype)
+
+
+def nd_grads(op, params, hp, noise) -> tuple[Any, ...]:
+    """Stochastic nested dropout on the samples; ``noise`` holds the cut-offs b (r, n).
+
+    With Y = X [W1^T | W2], Z = X W1^T, Zm = mask o Z, H = mask o (Zm G - X W2):
+      dW1 = (2/n) H^T X,  dW2 = (2/n) (W2 Zm^T Zm - X^T Zm).
+    Two (n, m) x (m, 2k) products per epoch; the (n, m) residual is never formed.
+    """
+    xp = op.xp
+    W1, W2 = params
+    X, n, k = op.X, op.n, W1.shape[-2]
+    mask = nd_masks(xp, noise, k, W1.dtype)
+    Y = X @ xp.concat((_mT(xp, W1), W2), axis=-1)
+    Zm = mask * Y[..., :k]
+    H = mask * (Zm @ (_mT(xp, W2) @ W2) - Y[..., k:])
+    T = _mT(xp, X) @ xp.concat((H, Zm), axis=-1)
+    g1 = (2 / n) * _mT(xp, T[..., :k])
+    g2 = (2 / n) * (W2 @ (_mT(xp, Zm) @ Zm) - T[..., k:])
+    return g1, g2
+
+
+def draw_cutoffs(rngs: list[np.random.Generator], steps: int, n: int,
+                 keep_probs: np.ndarray) -> np.ndarray:
+    """Truncation indices b for ``steps`` epochs of each run: (steps, r, n), host int32.
+
+    P(b >= i) = keep_probs[i]; drawn by inverse CDF from one uniform per sample, on the host,
+    so that every backend sees the same masks.
+    """
+    thresholds = -np.asarray(keep_probs[1:], dtype=np.float64)  # ascending
+    u = np.stack([rng.random((steps, n)) for rng in rngs], axis=1)
+    return np.searchsorted(thresholds, -u, side="left").astype(np.int32)
+
+
+# --- linear VAE ---------------------------------------------------------------------------------
+
+def _vae_terms(op, params, mo):
+    xp = op.xp
+    W1, W2, v, s = params
+    ev, sig2 = xp.exp(v), xp.exp(s)
+    diag_G = xp.sum(W2 * W2, axis=-2)                       # (r, k)
+    T = xp.sum(ev * diag_G, axis=-1) + reconstruction_loss(op, W1, W2, mo)
+    return ev, sig2, diag_G, T
+
+
+def vae_loss(op, params, hp, mo=None) -> Any:
+    """NELBO = 1/2 [sum (e^v - 1 - v) + tr S] + T / (2 sigma^2) + m/2 (log 2 pi + s)."""
+    xp = op.xp
+    W1, W2, v, s = params
+    mo = mo or moments(op, W1, W2)
+    ev, sig2, _, T = _vae_terms(op, params, mo)
+    trace_S = xp.sum(mo.P * W1, axis=(-2, -1))
+    m = W1.shape[-1]
+    return (0.5 * (xp.sum(ev - 1 - v, axis=-1) + trace_S) + T / (2 * sig2)
+            + m / 2 * (math.log(2 * math.pi) + s))
+
+
+def vae_grads(op, params, hp, noise=None) -> tuple[Any, ...]:
+    """Gradients of the NELBO for (W1, W2, v, s); see SPEC.md, objective 6."""
+    xp = op.xp
+    W1, W2, v, s = params
+    mo = moments(op, W1, W2)
+    ev, sig2, diag_G, T = _vae_terms(op, params, mo)
+    inv = (1 / sig2)[:, None, None]
+    g1 = mo.P + (mo.G @ mo.P - _mT(xp, mo.CW2)) * inv
+    g2 = (W2 * ev[:, None, :] + W2 @ mo.S - _mT(xp, mo.P)) * inv
+    gv = (ev - 1) / 2 + diag_G * ev / (2 * sig2[:, None])
+    gs = W1.shape[-1] / 2 - T / (2 * sig2)
+    return g1, g2, gv, gs
+
+
+def vae_extra_params(k: int, r: int) -> tuple[np.ndarray, np.ndarray]:
+    """Initial log-variances v = 0 (r, k) and log observation noise s = 0 (r,)."""
+    return np.zeros((r, k)), np.zeros(r)
+
+
+# --- registry -----------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Objective:
+    """A model: its loss (r,), its gradients, and what it needs."""
+
+    name: str
+    loss: Callable[..., Any]
+    grads: Callable[..., tuple[Any, ...]]
+    hyperparameters: tuple[str, ...] = ()
+    needs_samples: bool = False     # only the sample formulation can run it
+    stochastic: bool = False        # draws nested-dropout cut-offs every epoch
+    extra_params: Callable[[int, int], tuple[np.ndarray, ...]] | None = field(default=None)
+
+
+OBJECTIVES: dict[str, Objective] = {
+    "uniform_sum": Objective("uniform_sum", l2_loss, l2_grads, ("lam",)),
+    "non_uniform_sum": Objective("non_uniform_sum", l2_loss, l2_grads, ("lam",)),
+    "rotation": Objective("rotation", rotation_loss, rotation_grads),
+    "nd_exp": Objective("nd_exp", nd_exp_loss, nd_exp_grads, ("keep_probs",)),
+    # nd's objective is its expectation over the cut-offs, i.e. nd_exp's loss.
+    "nd": Objective("nd", nd_exp_loss, nd_grads, ("keep_probs",), needs_samples=True,
+                    stochastic=True),
+    "vae": Objective("vae", vae_loss, vae_grads, extra_params=vae_extra_params),
+}
+
+
+def get_objective(name: str) -> Objective:
+    if name not in OBJECTIVES:
+        raise ValueError(f"model: {name!r} is not one of {', '.join(MODELS)}")
+    return OBJECTIVES[name]
