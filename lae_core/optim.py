@@ -6,6 +6,7 @@ Parameters, gradients and state are tuples of arrays whose leading axis is the r
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Callable, NamedTuple
 
@@ -22,6 +23,8 @@ def per_run(lr: Any, p: Any) -> Any:
 
 @dataclass(frozen=True)
 class Optimizer:
+    """A pure (init, update) pair; ``update(grads, state, params, lr) -> (params, state)``."""
+
     name: str
     init: Callable[[tuple], Any]
     update: Callable[[tuple, Any, tuple, Any], tuple[tuple, Any]]
@@ -31,33 +34,8 @@ class EmptyState(NamedTuple):
     pass
 
 
-def _gd_init(params: tuple) -> EmptyState:
-    return EmptyState()
-
-
-def _gd_update(grads, state, params, lr):
-    """p <- p - lr g."""
-    return tuple(p - per_run(lr, p) * g for p, g in zip(params, grads)), state
-
-
 class MomentumState(NamedTuple):
     buf: tuple
-
-
-MOMENTUM = 0.9
-
-
-def _nesterov_init(params: tuple) -> MomentumState:
-    # torch starts the buffer at g; mu * 0 + g == g exactly, so zeros need no first-step case.
-    return MomentumState(tuple(p * 0 for p in params))
-
-
-def _nesterov_update(grads, state, params, lr):
-    """torch.optim.SGD(momentum=0.9, nesterov=True, dampening=0):
-    buf <- mu buf + g;  p <- p - lr (g + mu buf)."""
-    bufs = tuple(MOMENTUM * b + g for b, g in zip(state.buf, grads))
-    new = tuple(p - per_run(lr, p) * (g + MOMENTUM * b) for p, g, b in zip(params, grads, bufs))
-    return new, MomentumState(bufs)
 
 
 class AdamState(NamedTuple):
@@ -66,39 +44,61 @@ class AdamState(NamedTuple):
     nu: tuple
 
 
-BETA1, BETA2, EPS = 0.9, 0.999, 1e-8
+def _zeros_like(params: tuple) -> tuple:
+    return tuple(p * 0 for p in params)
 
 
-def _adam_init(params: tuple) -> AdamState:
-    zeros = tuple(p * 0 for p in params)
-    return AdamState(0, zeros, zeros)
+def gd() -> Optimizer:
+    """Plain gradient descent: p <- p - lr g."""
+    def update(grads, state, params, lr):
+        return tuple(p - per_run(lr, p) * g for p, g in zip(params, grads)), state
+    return Optimizer("gd", lambda params: EmptyState(), update)
 
 
-def _adam_update(grads, state, params, lr):
-    """torch.optim.Adam (betas 0.9, 0.999; eps 1e-8), its exact operation order:
-    m <- m + (1 - b1)(g - m);  v <- b2 v + (1 - b2) g^2;
+def sgd_nesterov(momentum: float = 0.9) -> Optimizer:
+    """torch.optim.SGD(momentum, nesterov=True, dampening=0), the paper's "SGD":
+    buf <- mu buf + g (buf = g on the first step);  p <- p - lr (g + mu buf)."""
+    def init(params):
+        # torch starts the buffer at g; mu * 0 + g == g exactly, so zeros need no first-step case.
+        return MomentumState(_zeros_like(params))
+
+    def update(grads, state, params, lr):
+        bufs = tuple(momentum * b + g for b, g in zip(state.buf, grads))
+        new = tuple(p - per_run(lr, p) * (g + momentum * b)
+                    for p, g, b in zip(params, grads, bufs))
+        return new, MomentumState(bufs)
+    return Optimizer("sgd_nesterov", init, update)
+
+
+def adam(b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8) -> Optimizer:
+    """torch.optim.Adam in torch's exact operation order (t = 1, 2, ...):
+    m <- m + (1 - b1)(g - m);  v <- b2 v + (1 - b2) g g;
     p <- p - (lr / (1 - b1^t)) m / (sqrt(v) / sqrt(1 - b2^t) + eps)."""
-    t = state.count + 1
-    mu = tuple(m + (1 - BETA1) * (g - m) for m, g in zip(state.mu, grads))   # torch's lerp
-    nu = tuple(BETA2 * v + (1 - BETA2) * (g * g) for v, g in zip(state.nu, grads))
-    step = lr / (1 - BETA1 ** t)
-    bc2_sqrt = (1 - BETA2 ** t) ** 0.5
-    new = tuple(p - per_run(step, p) * (m / (v ** 0.5 / bc2_sqrt + EPS))
-                for p, m, v in zip(params, mu, nu))
-    return new, AdamState(t, mu, nu)
+    def init(params):
+        return AdamState(0, _zeros_like(params), _zeros_like(params))
+
+    def update(grads, state, params, lr):
+        t = state.count + 1
+        mu = tuple(m + (1 - b1) * (g - m) for m, g in zip(state.mu, grads))  # torch's lerp
+        nu = tuple(b2 * v + (1 - b2) * g * g for v, g in zip(state.nu, grads))
+        step = lr / (1 - b1 ** t)
+        bc2_sqrt = math.sqrt(1 - b2 ** t)
+        new = tuple(p - per_run(step, p) * (m / (v ** 0.5 / bc2_sqrt + eps))
+                    for p, m, v in zip(params, mu, nu))
+        return new, AdamState(t, mu, nu)
+    return Optimizer("adam", init, update)
 
 
-OPTIMIZER_TABLE: dict[str, Optimizer] = {
-    "gd": Optimizer("gd", _gd_init, _gd_update),
-    "sgd_nesterov": Optimizer("sgd_nesterov", _nesterov_init, _nesterov_update),
-    "adam": Optimizer("adam", _adam_init, _adam_update),
+OPTIMIZER_FACTORIES: dict[str, Callable[[], Optimizer]] = {
+    "gd": gd, "sgd_nesterov": sgd_nesterov, "adam": adam,
 }
 
 
 def get_optimizer(name: str) -> Optimizer:
-    if name not in OPTIMIZER_TABLE:
+    """The named optimizer with the paper's settings."""
+    if name not in OPTIMIZER_FACTORIES:
         raise ValueError(f"optimizer: {name!r} is not one of {', '.join(OPTIMIZERS)}")
-    return OPTIMIZER_TABLE[name]
+    return OPTIMIZER_FACTORIES[name]()
 
 
 def select_runs(xp: Any, state: Any, keep: Any) -> Any:

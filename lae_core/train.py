@@ -176,7 +176,7 @@ class _Loop:
                 watch.start()
                 for t in range(steps):
                     grads = self.objective.grads(self.op, params, self.hp,
-                                                 None if noise is None else noise[t])
+                                                 None if noise is None else noise[t, ...])
                     params, state = self.optimizer.update(grads, state, params, lr)
                 per_epoch = watch.stop() / steps
                 epoch += steps
