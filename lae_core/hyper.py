@@ -94,11 +94,14 @@ def validate_hyperparameters(model: str, hp: dict[str, Any], k: int) -> dict[str
 
 
 def device_hyperparameters(xp: Any, hp: dict[str, Any], dtype: Any) -> dict[str, Any]:
-    """Host hyperparameters on the device, plus M_ij = p_max(i,j) for nested dropout."""
-    out = {name: to_device(xp, v, dtype) if isinstance(v, np.ndarray) else v
-           for name, v in hp.items()}
+    """Host hyperparameters on the device, with the derived arrays the gradients use:
+    M_ij = p_max(i,j) for nested dropout, and doubled copies (the gradients' factor 2 applied
+    once here, on k numbers, instead of on (k, m) arrays every epoch; doubling is exact)."""
+    hp = dict(hp)
     if "keep_probs" in hp:
-        p = hp["keep_probs"]
-        idx = np.arange(p.size)
-        out["keep_matrix"] = to_device(xp, p[np.maximum.outer(idx, idx)], dtype)
-    return out
+        idx = np.arange(hp["keep_probs"].size)
+        hp["keep_matrix"] = hp["keep_probs"][np.maximum.outer(idx, idx)]
+    hp.update({f"{name}2": 2 * hp[name] for name in ("lam", "keep_probs", "keep_matrix")
+               if name in hp})
+    return {name: to_device(xp, v, dtype) if isinstance(v, np.ndarray) else v
+            for name, v in hp.items()}

@@ -20,10 +20,6 @@ from .rotation import rotation_augment
 MODELS = ("uniform_sum", "non_uniform_sum", "rotation", "nd_exp", "nd", "vae")
 
 
-def _mT(xp, x):
-    return xp.matrix_transpose(x)
-
-
 def _inner(xp, a, b):
     """<a, b> over the last two axes: (r,)."""
     return xp.sum(a * b, axis=(-2, -1))
@@ -40,25 +36,32 @@ class Moments:
 
 
 def moments(op, W1: Any, W2: Any) -> Moments:
-    xp = op.xp
     P, CW2 = op.cov_products(W1, W2)
-    return Moments(P, CW2, P @ _mT(xp, W1), _mT(xp, W2) @ W2)
+    return Moments(P, CW2, P @ W1.mT, W2.mT @ W2)
 
 
 def reconstruction_loss(op, W1: Any, W2: Any, mo: Moments | None = None) -> Any:
     """L = ||X - W2 W1 X||_F^2 / n = tr(C) - 2 tr(W2 W1 C) + tr(S G): (r,)."""
     xp = op.xp
     mo = mo or moments(op, W1, W2)
-    return op.trace - 2 * _inner(xp, _mT(xp, W2), mo.P) + _inner(xp, mo.S, mo.G)
+    return op.trace - 2 * _inner(xp, W2.mT, mo.P) + _inner(xp, mo.S, mo.G)
 
 
-def _reconstruction_grads(xp, mo: Moments, W2: Any) -> tuple[Any, Any]:
-    return 2 * (mo.G @ mo.P - _mT(xp, mo.CW2)), 2 * (W2 @ mo.S - _mT(xp, mo.P))
+def _reconstruction_grads(mo: Moments, W2: Any) -> tuple[Any, Any]:
+    # In-place updates of fresh temporaries (standard array-API operators): each saves an
+    # allocation and a pass over a (k, m) array, which is what an epoch mostly costs.
+    g1 = mo.G @ mo.P
+    g1 -= mo.CW2.mT
+    g1 *= 2
+    g2 = W2 @ mo.S
+    g2 -= mo.P.mT
+    g2 *= 2
+    return g1, g2
 
 
 # --- L2-regularised LAEs ------------------------------------------------------------------------
 
-def _l2_weights(xp, lam: Any) -> tuple[Any, Any]:
+def _l2_weights(lam: Any) -> tuple[Any, Any]:
     """lam (scalar or (k,)) shaped to scale W1's rows and W2's columns."""
     if isinstance(lam, float):
         return lam, lam
@@ -69,18 +72,19 @@ def l2_loss(op, params, hp, mo=None) -> Any:
     """L + sum_i lam_i (||W1[i, :]||^2 + ||W2[:, i]||^2); lam scalar for uniform_sum."""
     xp = op.xp
     W1, W2 = params
-    row, col = _l2_weights(xp, hp["lam"])
+    row, col = _l2_weights(hp["lam"])
     return (reconstruction_loss(op, W1, W2, mo) + xp.sum(row * W1 * W1, axis=(-2, -1))
             + xp.sum(col * W2 * W2, axis=(-2, -1)))
 
 
 def l2_grads(op, params, hp, noise=None) -> tuple[Any, ...]:
     """dL/dW1 + 2 Lam W1, dL/dW2 + 2 W2 Lam."""
-    xp = op.xp
     W1, W2 = params
-    g1, g2 = _reconstruction_grads(xp, moments(op, W1, W2), W2)
-    row, col = _l2_weights(xp, hp["lam"])
-    return g1 + 2 * row * W1, g2 + 2 * col * W2
+    g1, g2 = _reconstruction_grads(moments(op, W1, W2), W2)
+    row, col = _l2_weights(hp["lam2"])
+    g1 += row * W1
+    g2 += col * W2
+    return g1, g2
 
 
 # --- rotation-augmented gradient ----------------------------------------------------------------
@@ -91,11 +95,10 @@ def rotation_loss(op, params, hp, mo=None) -> Any:
 
 
 def rotation_grads(op, params, hp, noise=None) -> tuple[Any, ...]:
-    xp = op.xp
     W1, W2 = params
     mo = moments(op, W1, W2)
-    g1, g2 = _reconstruction_grads(xp, mo, W2)
-    return rotation_augment(xp, mo.S, W1, W2, g1, g2)
+    g1, g2 = _reconstruction_grads(mo, W2)
+    return rotation_augment(op.xp, mo.S, W1, W2, g1, g2)
 
 
 # --- nested dropout -----------------------------------------------------------------------------
@@ -106,18 +109,19 @@ def nd_exp_loss(op, params, hp, mo=None) -> Any:
     W1, W2 = params
     mo = mo or moments(op, W1, W2)
     p = hp["keep_probs"]
-    return (op.trace - 2 * _inner(xp, p[:, None] * mo.P, _mT(xp, W2))
+    return (op.trace - 2 * _inner(xp, p[:, None] * mo.P, W2.mT)
             + _inner(xp, mo.S, mo.G * hp["keep_matrix"]))
 
 
 def nd_exp_grads(op, params, hp, noise=None) -> tuple[Any, ...]:
     """dW1 = 2 ((G o M) W1 C - D W2^T C), dW2 = 2 (W2 (S o M) - C W1^T D)."""
-    xp = op.xp
     W1, W2 = params
     mo = moments(op, W1, W2)
-    p, M = hp["keep_probs"], hp["keep_matrix"]
-    g1 = 2 * ((mo.G * M) @ mo.P - p[:, None] * _mT(xp, mo.CW2))
-    g2 = 2 * (W2 @ (mo.S * M) - _mT(xp, mo.P) * p[None, :])
+    M2 = hp["keep_matrix2"]                      # 2 M and 2 p: the factor 2 costs k^2, not k m
+    g1 = (mo.G * M2) @ mo.P
+    g1 -= hp["keep_probs2"][:, None] * mo.CW2.mT
+    g2 = W2 @ (mo.S * M2)
+    g2 -= mo.P.mT * hp["keep_probs2"]
     return g1, g2
 
 
@@ -138,12 +142,16 @@ def nd_grads(op, params, hp, noise) -> tuple[Any, ...]:
     W1, W2 = params
     X, n, k = op.X, op.n, W1.shape[-2]
     mask = nd_masks(xp, noise, k, W1.dtype)
-    Y = X @ xp.concat((_mT(xp, W1), W2), axis=-1)
+    Y = X @ xp.concat((W1.mT, W2), axis=-1)
     Zm = mask * Y[..., :k]
-    H = mask * (Zm @ (_mT(xp, W2) @ W2) - Y[..., k:])
-    T = _mT(xp, X) @ xp.concat((H, Zm), axis=-1)
-    g1 = (2 / n) * _mT(xp, T[..., :k])
-    g2 = (2 / n) * (W2 @ (_mT(xp, Zm) @ Zm) - T[..., k:])
+    H = Zm @ (W2.mT @ W2)
+    H -= Y[..., k:]
+    H *= mask
+    T = X.mT @ xp.concat((H, Zm), axis=-1)
+    g1 = (2 / n) * T[..., :k].mT
+    g2 = W2 @ (Zm.mT @ Zm)
+    g2 -= T[..., k:]
+    g2 *= 2 / n
     return g1, g2
 
 
@@ -165,7 +173,7 @@ def _vae_terms(op, params, mo):
     xp = op.xp
     W1, W2, v, s = params
     ev, sig2 = xp.exp(v), xp.exp(s)
-    diag_G = xp.sum(W2 * W2, axis=-2)                       # (r, k)
+    diag_G = xp.linalg.diagonal(mo.G)                       # (r, k) squared column norms
     T = xp.sum(ev * diag_G, axis=-1) + reconstruction_loss(op, W1, W2, mo)
     return ev, sig2, diag_G, T
 
@@ -184,13 +192,18 @@ def vae_loss(op, params, hp, mo=None) -> Any:
 
 def vae_grads(op, params, hp, noise=None) -> tuple[Any, ...]:
     """Gradients of the NELBO for (W1, W2, v, s); see SPEC.md, objective 6."""
-    xp = op.xp
     W1, W2, v, s = params
     mo = moments(op, W1, W2)
     ev, sig2, diag_G, T = _vae_terms(op, params, mo)
     inv = (1 / sig2)[:, None, None]
-    g1 = mo.P + (mo.G @ mo.P - _mT(xp, mo.CW2)) * inv
-    g2 = (W2 * ev[:, None, :] + W2 @ mo.S - _mT(xp, mo.P)) * inv
+    g1 = mo.G @ mo.P
+    g1 -= mo.CW2.mT
+    g1 *= inv
+    g1 += mo.P
+    g2 = W2 @ mo.S
+    g2 -= mo.P.mT
+    g2 += W2 * ev[:, None, :]
+    g2 *= inv
     gv = (ev - 1) / 2 + diag_G * ev / (2 * sig2[:, None])
     gs = W1.shape[-1] / 2 - T / (2 * sig2)
     return g1, g2, gv, gs

@@ -52,6 +52,8 @@ def gd() -> Optimizer:
     """Plain gradient descent: p <- p - lr g."""
     def update(grads, state, params, lr):
         return tuple(p - per_run(lr, p) * g for p, g in zip(params, grads)), state
+    # In-place operators below act on fresh temporaries only: state and params are never
+    # mutated, and each saves an allocation and a pass over a (k, m) array.
     return Optimizer("gd", lambda params: EmptyState(), update)
 
 
@@ -63,10 +65,16 @@ def sgd_nesterov(momentum: float = 0.9) -> Optimizer:
         return MomentumState(_zeros_like(params))
 
     def update(grads, state, params, lr):
-        bufs = tuple(momentum * b + g for b, g in zip(state.buf, grads))
-        new = tuple(p - per_run(lr, p) * (g + momentum * b)
-                    for p, g, b in zip(params, grads, bufs))
-        return new, MomentumState(bufs)
+        bufs, new = [], []
+        for p, g, b in zip(params, grads, state.buf):
+            buf = b * momentum
+            buf += g
+            step = buf * momentum
+            step += g
+            step *= per_run(lr, p)
+            bufs.append(buf)
+            new.append(p - step)
+        return tuple(new), MomentumState(tuple(bufs))
     return Optimizer("sgd_nesterov", init, update)
 
 
@@ -79,13 +87,25 @@ def adam(b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8) -> Optimizer:
 
     def update(grads, state, params, lr):
         t = state.count + 1
-        mu = tuple(m + (1 - b1) * (g - m) for m, g in zip(state.mu, grads))  # torch's lerp
-        nu = tuple(b2 * v + (1 - b2) * g * g for v, g in zip(state.nu, grads))
-        step = lr / (1 - b1 ** t)
+        step_size = lr / (1 - b1 ** t)
         bc2_sqrt = math.sqrt(1 - b2 ** t)
-        new = tuple(p - per_run(step, p) * (m / (v ** 0.5 / bc2_sqrt + eps))
-                    for p, m, v in zip(params, mu, nu))
-        return new, AdamState(t, mu, nu)
+        mus, nus, new = [], [], []
+        for p, g, m, v in zip(params, grads, state.mu, state.nu):
+            mu = g - m                    # torch's lerp: m + (1 - b1)(g - m)
+            mu *= 1 - b1
+            mu += m
+            nu = g * (1 - b2)             # torch's addcmul: b2 v + ((1 - b2) g) g
+            nu *= g
+            nu += v * b2
+            denom = nu ** 0.5
+            denom /= bc2_sqrt
+            denom += eps
+            step = mu / denom
+            step *= per_run(step_size, p)
+            mus.append(mu)
+            nus.append(nu)
+            new.append(p - step)
+        return tuple(new), AdamState(t, tuple(mus), tuple(nus))
     return Optimizer("adam", init, update)
 
 

@@ -119,7 +119,8 @@ def test_rotation_term_conserves_reconstruction_loss(xp, small_data):
     """<dL/dW1, A W1> - <dL/dW2, W2 A> = 0: RAG moves along a level set of L (first order)."""
     op = make_operator("covariance", xp, small_data, K, xp.float64)
     W1, W2 = on_device(xp, random_params("rotation", 2, K, small_data.m))
-    plain = get_objective("uniform_sum").grads(op, (W1, W2), {"lam": 0.0})
+    plain = get_objective("uniform_sum").grads(op, (W1, W2),
+                                               device_hyperparameters(xp, {"lam": 0.0}, xp.float64))
     A = rotation_generator(xp, moments(op, W1, W2).S)
     along_W1 = to_host(xp.sum(plain[0] * (A @ W1), axis=(-2, -1)))
     along_W2 = to_host(xp.sum(plain[1] * (W2 @ A), axis=(-2, -1)))
@@ -141,14 +142,15 @@ def test_closed_form_optimum_of_non_uniform_sum_is_stationary(small_data):
     op = make_operator("covariance", xnp, small_data, K, xnp.float64)
     W1, W2 = closed_form_optimum(small_data, lam)
     objective = get_objective("non_uniform_sum")
-    g1, g2 = objective.grads(op, (W1[None], W2[None]), {"lam": lam})
+    hp = device_hyperparameters(xnp, {"lam": lam}, np.float64)
+    g1, g2 = objective.grads(op, (W1[None], W2[None]), hp)
     assert max(np.abs(g1).max(), np.abs(g2).max()) < 1e-12 * np.abs(small_data.C).max()
     # and it beats nearby points: a minimum, not a saddle
-    base = objective.loss(op, (W1[None], W2[None]), {"lam": lam})[0]
+    base = objective.loss(op, (W1[None], W2[None]), hp)[0]
     rng = np.random.default_rng(0)
     for _ in range(20):
         d1, d2 = 1e-3 * rng.standard_normal(W1.shape), 1e-3 * rng.standard_normal(W2.shape)
-        assert objective.loss(op, ((W1 + d1)[None], (W2 + d2)[None]), {"lam": lam})[0] > base
+        assert objective.loss(op, ((W1 + d1)[None], (W2 + d2)[None]), hp)[0] > base
 
 
 def test_reconstruction_loss_equals_its_definition(small_data):
