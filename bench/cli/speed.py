@@ -1,5 +1,103 @@
-"""Placeholder: verbs of this group are being written."""
+"""Verbs about speed: ``speed`` (per-epoch time against the matmul bound), ``tune`` (learning
+rates in one batch) and ``gpu-check`` (the prepared GPU check)."""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from lae_core import MODELS, OPTIMIZERS, synthetic
+
+from ..errors import UsageError
+
+
+def _csv(kind, allowed=None):
+    """argparse type: a comma-separated list of ``kind`` values, checked against ``allowed``."""
+    def parse(text: str):
+        try:
+            values = [kind(v) for v in text.split(",") if v]
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of "
+                                             f"{kind.__name__}") from None
+        bad = [v for v in values if allowed is not None and v not in allowed]
+        if bad or not values:
+            raise argparse.ArgumentTypeError(f"{text!r}: allowed values are {', '.join(allowed)}")
+        return values
+    return parse
 
 
 def register(verbs) -> None:
-    pass
+    p = verbs.add_parser("speed", help="time one epoch per model against the matmul bound",
+                         description="Per-epoch time of each model and optimizer at each k, "
+                         "its matrix-product work, and the ratio to that work divided by a "
+                         "same-run matrix product's throughput; then what a batch of seeds "
+                         "costs against one run.")
+    p.add_argument("--k", type=_csv(int), default=[2, 10, 100, 500])
+    p.add_argument("--models", type=_csv(str, MODELS), default=list(MODELS))
+    p.add_argument("--optimizers", type=_csv(str, OPTIMIZERS), default=["sgd_nesterov", "adam"])
+    p.add_argument("--m", type=int, default=1000)
+    p.add_argument("--n", type=int, default=5000)
+    p.add_argument("--backend", choices=["numpy", "cupy", "auto"], default="numpy")
+    p.add_argument("--dtype", choices=["float64", "float32"], default="float64")
+    p.add_argument("--batch-runs", type=int, default=64,
+                   help="seeds in the batch-scaling check (0 skips it)")
+    p.add_argument("--out", type=Path, help="also write the rows as JSON to this file")
+    p.set_defaults(handler=speed_command)
+    register_gpu_check(verbs)
+
+
+def speed_command(args) -> int:
+    from .. import speed
+
+    if min(args.k) < 1 or max(args.k) > args.m:
+        raise UsageError(f"--k: {args.k} must lie in 1..m = {args.m}")
+    data = synthetic(m=args.m, n=args.n, keep_samples=speed.needs_samples(args.models))
+    rows = []
+    print(f"{'model':16} {'optimizer':13} {'k':>4} {'form':10} {'epoch':>10} {'GFLOP':>7} "
+          f"{'GF/s':>7} {'gemm GF/s':>9} {'eff':>5} {'x bound':>7}")
+    for k in args.k:
+        for model in args.models:
+            for optimizer in args.optimizers:
+                row = speed.speed_row(data, model, optimizer, k, dtype=args.dtype,
+                                      backend=args.backend)
+                rows.append(row)
+                print(f"{model:16} {optimizer:13} {k:4d} {row.formulation:10} "
+                      f"{_duration(row.epoch_s):>10} {row.gflop:7.3f} {row.gflops:7.1f} "
+                      f"{row.gemm_gflops:9.1f} {row.efficiency:5.0%} {row.bound_ratio:7.2f}",
+                      flush=True)
+    result = {"backend": args.backend, "dtype": args.dtype, "m": args.m, "n": args.n,
+              "rows": speed.as_dicts(rows)}
+    if args.batch_runs:
+        scaling = speed.batch_scaling(data, k=10, runs=args.batch_runs, dtype=args.dtype,
+                                      backend=args.backend)
+        result["batch_scaling"] = speed.as_dicts([scaling])[0]
+        print(f"batch of {scaling.runs} seeds ({scaling.model}, {scaling.optimizer}, "
+              f"k={scaling.k}): epoch {_duration(scaling.batch_epoch_s)} vs "
+              f"{_duration(scaling.single_epoch_s)} for one run = {scaling.cost_ratio:.1f}x "
+              f"the cost, {scaling.throughput_gain:.1f}x the run-epochs per second")
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(result, indent=1))
+    return 0
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds * 1e6:.0f} us" if seconds < 1e-3 else f"{seconds * 1e3:.2f} ms"
+
+
+def register_gpu_check(verbs) -> None:
+    p = verbs.add_parser("gpu-check", help="the prepared GPU check (tests, parity, timings, fig4)",
+                         description="Runs the CuPy test suite, CPU/GPU parity, per-epoch "
+                         "timings and the fig4 preset, writing everything under --out. "
+                         "--dry runs the same steps on the CPU with small sizes.")
+    p.add_argument("--out", type=Path, default=None,
+                   help="results folder (default results/gpu/<device>/)")
+    p.add_argument("--dry", action="store_true",
+                   help="CPU only: array-api-strict stands in for the device, smoke for fig4")
+    p.set_defaults(handler=gpu_check_command)
+
+
+def gpu_check_command(args) -> int:
+    from ..gpu_check import default_out, gpu_check
+
+    return gpu_check(args.out or default_out(args.dry), dry=args.dry)
