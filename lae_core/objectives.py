@@ -36,8 +36,8 @@ class Moments:
 
 
 def moments(op, W1: Any, W2: Any) -> Moments:
-    P, CW2 = op.cov_products(W1, W2)
-    return Moments(P, CW2, P @ W1.mT, W2.mT @ W2)
+    P, CW2, S = op.cov_products(W1, W2)
+    return Moments(P, CW2, S, W2.mT @ W2)
 
 
 def reconstruction_loss(op, W1: Any, W2: Any, mo: Moments | None = None) -> Any:

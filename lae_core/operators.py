@@ -1,8 +1,8 @@
 """Covariance operators: the three formulations of the same dynamics (SPEC.md).
 
 Every objective but stochastic nested dropout touches the data only through products with C,
-so an objective is written once against ``cov_products`` and the formulation is just which
-operator is plugged in:
+so an objective is written once against ``cov_products`` (W1 C, C W2 and S = W1 C W1^T) and the
+formulation is just which operator is plugged in:
 
 - ``Spectral``: the eigenbasis of C, where C = diag(c) and U_k is the first k identity columns;
   products with C are scalings, an epoch costs O(k^2 m). Exact for rotation-equivariant
@@ -33,11 +33,15 @@ class Spectral:
     def __init__(self, xp: Any, eigvals: np.ndarray, k: int, dtype: Any):
         self.xp, self.k = xp, k
         self.c = to_device(xp, eigvals, dtype)
+        # sqrt(c) lets S = B B^T with B = W1 C^(1/2): a symmetric product, which BLAS does in
+        # half the work (syrk). A rank-deficient C has eigenvalues of ~-1e-16: clip them.
+        self.sqrt_c = to_device(xp, np.sqrt(np.clip(eigvals, 0, None)), dtype)
         self.trace = float(np.sum(eigvals))
 
-    def cov_products(self, W1: Any, W2: Any) -> tuple[Any, Any]:
-        """(W1 C, C W2): (r, k, m), (r, m, k)."""
-        return W1 * self.c, self.c[:, None] * W2
+    def cov_products(self, W1: Any, W2: Any) -> tuple[Any, Any, Any]:
+        """(W1 C, C W2, W1 C W1^T): (r, k, m), (r, m, k), (r, k, k)."""
+        B = W1 * self.sqrt_c
+        return B * self.sqrt_c, self.c[:, None] * W2, B @ B.mT
 
     def top_k(self, W2: Any) -> Any:
         """U_k^T W2: (r, k, k)."""
@@ -55,13 +59,14 @@ class Dense:
         self.Uk_T = to_device(xp, dataset.eigvecs[:, :k].T, dtype)
         self.trace = float(np.trace(dataset.C))
 
-    def cov_products(self, W1: Any, W2: Any) -> tuple[Any, Any]:
-        """(W1 C, C W2) as one (r 2k, m) x (m, m) matrix product: one large GEMM."""
+    def cov_products(self, W1: Any, W2: Any) -> tuple[Any, Any, Any]:
+        """(W1 C, C W2, W1 C W1^T); the first two as one (r 2k, m) x (m, m) product."""
         xp = self.xp
         r, k, m = W1.shape
-        stacked = xp.concat((W1, xp.matrix_transpose(W2)), axis=1)
+        stacked = xp.concat((W1, W2.mT), axis=1)
         both = xp.reshape(xp.reshape(stacked, (r * 2 * k, m)) @ self.C, (r, 2 * k, m))
-        return both[:, :k, :], xp.matrix_transpose(both[:, k:, :])
+        P = both[:, :k, :]
+        return P, both[:, k:, :].mT, P @ W1.mT
 
     def top_k(self, W2: Any) -> Any:
         return self.Uk_T @ W2
@@ -81,12 +86,11 @@ class Samples:
         self.Uk_T = to_device(xp, dataset.eigvecs[:, :k].T, dtype)
         self.trace = float(np.sum(dataset.X * dataset.X) / dataset.n)
 
-    def cov_products(self, W1: Any, W2: Any) -> tuple[Any, Any]:
-        """(W1 C, C W2) as ((W1 X^T) X / n, X^T (X W2) / n)."""
-        xp, X = self.xp, self.X
-        P = (W1 @ xp.matrix_transpose(X)) @ X / self.n
-        CW2 = xp.matrix_transpose(X) @ (X @ W2) / self.n
-        return P, CW2
+    def cov_products(self, W1: Any, W2: Any) -> tuple[Any, Any, Any]:
+        """((W1 X^T) X / n, X^T (X W2) / n, (W1 X^T)(W1 X^T)^T / n)."""
+        X = self.X
+        Y = W1 @ X.mT
+        return Y @ X / self.n, X.mT @ (X @ W2) / self.n, Y @ Y.mT / self.n
 
     def top_k(self, W2: Any) -> Any:
         return self.Uk_T @ W2

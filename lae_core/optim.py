@@ -65,16 +65,15 @@ def sgd_nesterov(momentum: float = 0.9) -> Optimizer:
         return MomentumState(_zeros_like(params))
 
     def update(grads, state, params, lr):
-        bufs, new = [], []
-        for p, g, b in zip(params, grads, state.buf):
+        def one(p, g, b):
             buf = b * momentum
             buf += g
             step = buf * momentum
             step += g
             step *= per_run(lr, p)
-            bufs.append(buf)
-            new.append(p - step)
-        return tuple(new), MomentumState(tuple(bufs))
+            return p - step, buf
+        new, bufs = zip(*map(one, params, grads, state.buf))
+        return new, MomentumState(bufs)
     return Optimizer("sgd_nesterov", init, update)
 
 
@@ -89,8 +88,8 @@ def adam(b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8) -> Optimizer:
         t = state.count + 1
         step_size = lr / (1 - b1 ** t)
         bc2_sqrt = math.sqrt(1 - b2 ** t)
-        mus, nus, new = [], [], []
-        for p, g, m, v in zip(params, grads, state.mu, state.nu):
+
+        def one(p, g, m, v):
             mu = g - m                    # torch's lerp: m + (1 - b1)(g - m)
             mu *= 1 - b1
             mu += m
@@ -102,10 +101,9 @@ def adam(b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8) -> Optimizer:
             denom += eps
             step = mu / denom
             step *= per_run(step_size, p)
-            mus.append(mu)
-            nus.append(nu)
-            new.append(p - step)
-        return tuple(new), AdamState(t, tuple(mus), tuple(nus))
+            return p - step, mu, nu
+        new, mus, nus = zip(*map(one, params, grads, state.mu, state.nu))
+        return new, AdamState(t, mus, nus)
     return Optimizer("adam", init, update)
 
 
