@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import asdict
 from pathlib import Path
 
 from lae_core import MODELS, OPTIMIZERS, synthetic
@@ -43,6 +44,7 @@ def register(verbs) -> None:
                    help="seeds in the batch-scaling check (0 skips it)")
     p.add_argument("--out", type=Path, help="also write the rows as JSON to this file")
     p.set_defaults(handler=speed_command)
+    register_tune(verbs)
     register_gpu_check(verbs)
 
 
@@ -101,3 +103,70 @@ def gpu_check_command(args) -> int:
     from ..gpu_check import default_out, gpu_check
 
     return gpu_check(args.out or default_out(args.dry), dry=args.dry)
+
+
+def _grid(text: str):
+    """argparse type: LOW:HIGH:COUNT, a log-spaced grid of learning rates."""
+    from ..tune import log_grid
+
+    try:
+        low, high, count = text.split(":")
+        low, high, count = float(low), float(high), int(count)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not LOW:HIGH:COUNT, e.g. 1e-5:1e-1:9") from None
+    if not (0 < low < high and count >= 2):
+        raise argparse.ArgumentTypeError(f"{text!r}: need 0 < LOW < HIGH and COUNT >= 2")
+    return log_grid(low, high, count)
+
+
+def register_tune(verbs) -> None:
+    p = verbs.add_parser("tune", help="pick learning rates: a log grid per cell, one batch each",
+                         description="For each (model, optimizer, k) of a preset or config, "
+                         "train every rate of a log-spaced grid times every seed as one batch "
+                         "and keep the rate that reaches the headline threshold in the fewest "
+                         "epochs (median over seeds, diverged runs excluded). Writes a "
+                         "learning-rate table that configs use as `lr: tuned:FILE`.")
+    p.add_argument("target", nargs="?", default="quick", help="preset name or CONFIG.yaml")
+    p.add_argument("--grid", type=_grid, default=_grid("1e-5:1e-1:9"),
+                   help="LOW:HIGH:COUNT (default 1e-5:1e-1:9)")
+    p.add_argument("--out", type=Path, help="table file (.yaml or .csv); default "
+                   "results/tuned/<config name>.yaml")
+    p.set_defaults(handler=tune_command)
+
+
+def tune_command(args) -> int:
+    from lae_core import Schedule, get_objective
+
+    from ..config import load_config
+    from ..lr_table import LrTable, save_table
+    from ..store import write_json_atomic
+    from ..sweep import load_dataset
+    from ..tune import tune_cell
+
+    config = load_config(args.target)
+    data = load_dataset(config.data, keep_samples=any(
+        get_objective(m).needs_samples for m in config.models))
+    schedule = Schedule((config.headline,), config.max_epochs, config.eval_every)
+    rates: dict = {}
+    scores = []
+    for model in config.models:
+        for optimizer in config.optimizers:
+            for k in config.k:
+                result = tune_cell(
+                    data, model, optimizer, k, args.grid, config.seeds, schedule=schedule,
+                    threshold=config.headline, dtype=config.dtype, backend=config.backend,
+                    formulation=config.formulation,
+                    hyperparameters=config.hyperparameters.resolve(model, k, data,
+                                                                   config.data.kind))
+                rates.setdefault((model, optimizer), {})[k] = result.best_lr
+                scores.append(result)
+                best = next(s for s in result.scores if s.lr == result.best_lr)
+                print(f"{model:16} {optimizer:13} k={k:<4d} lr={result.best_lr:.3g} "
+                      + (f"median {best.median_epochs:.0f} epochs" if result.reached
+                         else f"not reached (median final d_align {best.median_final_d_align:.3f})"),
+                      flush=True)
+    out = args.out or Path("results/tuned") / f"{config.name}.yaml"
+    save_table(LrTable(source=str(out), rates=rates), out)
+    write_json_atomic(out.with_suffix(".scores.json"), [asdict(r) for r in scores])
+    print(f"learning-rate table: {out} (use it with `lr: tuned:{out}`)")
+    return 0
