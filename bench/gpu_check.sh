@@ -7,4 +7,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 out="${1:-}"
 shift || true
-exec python -m bench gpu-check ${out:+--out "$out"} "$@"
+exec "${PYTHON:-python3}" -m bench gpu-check ${out:+--out "$out"} "$@"

@@ -1,0 +1,30 @@
+"""The prepared GPU check runs end to end in its dry mode (CPU only), so that it cannot rot."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_the_gpu_check_script_runs_dry(tmp_path):
+    out = tmp_path / "gpu"
+    proc = subprocess.run(["bash", str(ROOT / "bench" / "gpu_check.sh"), str(out), "--dry"],
+                          cwd=ROOT, capture_output=True, text=True,
+                          env={**os.environ, "PYTHON": sys.executable})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    for name in ("info.json", "parity.json", "speed.json", "fig4.md", "fig4.png",
+                 "summary.json"):
+        assert (out / name).is_file(), name
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["dry"] and summary["fig4"]["exit_code"] == 0
+    # two different namespaces (NumPy and array-api-strict) from the same seeds agree
+    assert summary["parity"]["all_within_one_eval"]
+    assert summary["parity"]["max_d_align_diff"] < 1e-9
+    speed = json.loads((out / "speed.json").read_text())
+    assert {"numpy-float64", "array_api_strict-float32", "array_api_strict-float64"} <= set(speed)
+    assert set(summary["targets"]) >= {"fig4_seconds", "batch64_throughput_gain",
+                                       "speedup_over_numpy"}
