@@ -5,8 +5,13 @@ a cell's median is censored when half or more of its runs did not get there.
 """
 from __future__ import annotations
 
+from typing import Iterable, Sequence
+
 import numpy as np
 import pandas as pd
+
+from .errors import UsageError
+from .store import records_frame
 
 CELL = ["data_id", "model", "optimizer", "k", "backend", "device", "dtype"]
 
@@ -27,15 +32,17 @@ def _quantile(values: np.ndarray, q: float) -> float:
     return float(np.quantile(values, q, method="inverted_cdf")) if values.size else np.nan
 
 
-def cell_summary(frame: pd.DataFrame, threshold: float = 0.3) -> pd.DataFrame:
-    """One row per cell (CELL columns): runs, reached, median / q25 / q75 epochs to the
-    threshold (inf = censored), censored flag, epoch cap, median per-epoch time."""
+def cell_summary(frame: pd.DataFrame, threshold: float = 0.3,
+                 cell: Sequence[str] = CELL) -> pd.DataFrame:
+    """One row per cell (``cell`` columns, CELL by default; add "lr" for learning-rate sweeps):
+    runs, reached, median / q25 / q75 epochs to the threshold (inf = censored), censored flag,
+    epoch cap, median per-epoch time."""
     frame = frame.assign(_epochs=epochs_or_inf(frame, threshold))
     rows = []
-    for key, group in frame.groupby(CELL, sort=True):
+    for key, group in frame.groupby(list(cell), sort=True):
         valid = group["_epochs"].dropna().to_numpy()
         median = _quantile(valid, 0.5)
-        rows.append(dict(zip(CELL, key), runs=len(group), reached=int(np.isfinite(valid).sum()),
+        rows.append(dict(zip(cell, key), runs=len(group), reached=int(np.isfinite(valid).sum()),
                          errors=int((group["status"] == "error").sum()),
                          diverged=int((group["status"] == "diverged").sum()),
                          epochs_median=median, epochs_q25=_quantile(valid, 0.25),
@@ -45,3 +52,25 @@ def cell_summary(frame: pd.DataFrame, threshold: float = 0.3) -> pd.DataFrame:
                          epoch_time_s=float(pd.to_numeric(group["epoch_time_median_s"],
                                                           errors="coerce").median())))
     return pd.DataFrame(rows)
+
+
+def median_epochs(epochs_to: Iterable[int | None]) -> float:
+    """Median over runs of the epochs to a threshold (the lower middle value for an even count,
+    as in cell_summary), None (not reached) counting as +inf; NaN for no runs."""
+    values = np.array([np.inf if e is None else e for e in epochs_to], dtype=float)
+    return _quantile(values, 0.5)
+
+
+def load_results(run_dirs, threshold: float, what: str = "results") -> pd.DataFrame:
+    """``records_frame`` of run directories, checked to hold runs that recorded ``threshold``.
+
+    ``what`` names the set in the error (e.g. "baseline"); UsageError, one line, otherwise.
+    """
+    frame = records_frame(run_dirs)
+    if frame.empty:
+        raise UsageError(f"{what}: {run_dirs} holds no records")
+    if f"epochs_to_{threshold}" not in frame:
+        recorded = sorted(c[len("epochs_to_"):] for c in frame if c.startswith("epochs_to_"))
+        raise UsageError(f"threshold: d_align {threshold} was not recorded in the {what} "
+                         f"(recorded: {', '.join(recorded)})")
+    return frame

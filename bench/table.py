@@ -1,0 +1,210 @@
+"""The Figure 4 table of a run directory: epochs to a d_align threshold and per-epoch time.
+
+Rows are model x optimizer (plus data/backend/device/dtype when a directory mixes several),
+columns are k. An epochs cell reads ``3100 [2800-3400]``: the median over seeds and the 25th-75th
+percentiles; ``>50000`` when the median run did not reach the threshold within the 50,000-epoch
+cap (censored), ``diverged`` when most runs diverged, ``error`` when every run errored,
+``fails`` when stop_on_failure skipped it after a smaller k of the curve failed (as the paper
+does), ``-`` when it has not run (yet).
+
+text and markdown give the two tables side by side in k; csv and json give one row per cell
+with the numbers (censored medians are inf in csv, null in json) and the text shown.
+"""
+from __future__ import annotations
+
+import io
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .errors import UsageError
+from .stats import CELL, cell_summary
+from .store import load_manifest, records_frame
+
+FORMATS = ("text", "csv", "markdown", "json")
+NOT_RUN, SKIPPED = "-", "fails"
+
+
+@dataclass
+class FigureTable:
+    """The cells of one run directory at one threshold, one row per (label, k)."""
+
+    run_dir: str
+    manifest: dict
+    threshold: float
+    labels: list[str]       # columns naming a row: model, optimizer, and what varies
+    cells: pd.DataFrame     # cell_summary's columns + skipped, epochs_text, time_text
+
+    def pivot(self, column: str) -> pd.DataFrame:
+        """Rows = labels in the sweep's order, columns = k, values = ``column``."""
+        wide = self.cells.pivot_table(index=self.labels, columns="k", values=column,
+                                      aggfunc="first", sort=False)
+        return wide.reindex(columns=sorted(wide.columns)).fillna(NOT_RUN)
+
+
+def figure_table(run_dir: str | Path, threshold: float | None = None) -> FigureTable:
+    """Summarise a run directory (see the module docstring)."""
+    manifest = load_manifest(run_dir)
+    config = manifest["config"]
+    threshold = float(config["headline"] if threshold is None else threshold)
+    if threshold not in config["thresholds"]:
+        raise UsageError(f"--threshold: {threshold} was not recorded in this run (recorded: "
+                         f"{', '.join(map(str, config['thresholds']))})")
+    frame = records_frame(run_dir)
+    if frame.empty:
+        summary = headline = pd.DataFrame(columns=CELL)
+    else:
+        summary = cell_summary(frame, threshold)
+        # stop_on_failure decided on the headline threshold, whichever one is shown
+        headline = (summary if threshold == config["headline"]
+                    else cell_summary(frame, config["headline"]))
+    cells = pd.concat([summary.assign(skipped=False), _skipped_cells(config, headline)],
+                      ignore_index=True)
+    cells = _in_sweep_order(cells, config)
+    cells["epochs_text"] = [epochs_text(row) for row in cells.itertuples()]
+    cells["time_text"] = [time_text(row) for row in cells.itertuples()]
+    varying = [c for c in ("data_id", "backend", "device", "dtype") if cells[c].nunique() > 1]
+    return FigureTable(str(run_dir), manifest, threshold, ["model", "optimizer"] + varying,
+                       cells)
+
+
+def _skipped_cells(config: dict, summary: pd.DataFrame) -> pd.DataFrame:
+    """Placeholder rows for the cells stop_on_failure skipped: every k after the first failed
+    one of a (model, optimizer) curve (``summary`` at the headline threshold) without records."""
+    if not config["stop_on_failure"] or summary.empty:
+        return pd.DataFrame(columns=CELL)
+    rows = []
+    for (model, optimizer), curve in summary.groupby(["model", "optimizer"], sort=False):
+        failed = curve[curve["censored"] & (curve["errors"] < curve["runs"])]
+        if failed.empty:
+            continue
+        first = failed.sort_values("k").iloc[0]
+        rows += [{**first[CELL].to_dict(), "k": k, "runs": 0, "reached": 0, "errors": 0,
+                  "diverged": 0, "censored": True, "skipped": True}
+                 for k in config["k"] if k > first["k"] and k not in set(curve["k"])]
+    return pd.DataFrame(rows, columns=CELL + ["runs", "reached", "errors", "diverged",
+                                              "censored", "skipped"])
+
+
+def _in_sweep_order(cells: pd.DataFrame, config: dict) -> pd.DataFrame:
+    """Models and optimizers in the config's order, then k ascending."""
+    rank = {name: i for i, name in enumerate(config["models"] + config["optimizers"])}
+    return cells.sort_values(["model", "optimizer", "k"], key=lambda col: col.map(
+        lambda v: rank.get(v, len(rank)) if isinstance(v, str) else v),
+        kind="stable").reset_index(drop=True)
+
+
+def epochs_text(row) -> str:
+    """``3100 [2800-3400]``, ``>50000``, ``diverged``, ``error`` or ``fails``."""
+    if row.skipped:
+        return SKIPPED
+    valid = row.runs - row.errors
+    if valid == 0:
+        return "error"
+    if row.censored:
+        return "diverged" if row.diverged * 2 > valid else f">{row.max_epochs:.0f}"
+    text = _epochs(row.epochs_median, row.max_epochs)
+    if valid > 1:
+        text += f" [{_epochs(row.epochs_q25, row.max_epochs)}-" \
+                f"{_epochs(row.epochs_q75, row.max_epochs)}]"
+    return text
+
+
+def _epochs(value: float, cap: float) -> str:
+    return f"{value:.0f}" if np.isfinite(value) else f">{cap:.0f}"
+
+
+def time_text(row) -> str:
+    """Median per-epoch time in milliseconds, 3 significant digits."""
+    if row.skipped:
+        return SKIPPED
+    if not np.isfinite(row.epoch_time_s):
+        return NOT_RUN
+    return f"{row.epoch_time_s * 1e3:.3g}"
+
+
+# --- rendering ----------------------------------------------------------------------------------
+
+def render(table: FigureTable, fmt: str = "text") -> str:
+    """The table as text (aligned), markdown, csv or json."""
+    if fmt not in FORMATS:
+        raise UsageError(f"--format: {fmt!r} is not one of {', '.join(FORMATS)}")
+    if fmt in ("csv", "json"):
+        return _tidy(table, fmt)
+    if table.cells.empty:
+        return f"{_title(table)}\nno finished runs yet"
+    grid = _aligned if fmt == "text" else _markdown
+    config = table.manifest["config"]
+    seeds = len(config["seeds"])
+    legend = (f"epochs to d_align <= {table.threshold}: median [25th-75th percentile] over "
+              f"{seeds} seed{'s' * (seeds > 1)}; >N: not reached within N epochs; fails: "
+              f"skipped after a smaller k failed; {NOT_RUN}: not run")
+    timing = ("per-epoch time, ms (median over seeds; one epoch of the whole batch of seeds, "
+              "warm-up excluded)")
+    parts = [_title(table), legend, grid(table.pivot("epochs_text")), "", timing,
+             grid(table.pivot("time_text"))]
+    if fmt == "markdown":
+        parts = [f"**{parts[0]}**", "", parts[1], "", parts[2], "", parts[4], "", parts[5]]
+    return "\n".join(parts)
+
+
+def _title(table: FigureTable) -> str:
+    m, config = table.manifest, table.manifest["config"]
+    cells = table.cells
+    data = ", ".join(sorted(cells["data_id"].dropna().unique())) or config["data"]["kind"]
+    device = ", ".join(sorted(cells["device"].dropna().unique())) or "-"
+    return (f"{table.run_dir} ({config['name']}, run {m['run_id']}): {data}; "
+            f"{config['dtype']} on {device}")
+
+
+def _header(wide: pd.DataFrame) -> list[str]:
+    return list(wide.index.names) + [f"k={k}" for k in wide.columns]
+
+
+def _body(wide: pd.DataFrame) -> list[list[str]]:
+    return [[*(key if isinstance(key, tuple) else (key,)), *map(str, values)]
+            for key, values in zip(wide.index, wide.to_numpy())]
+
+
+def _aligned(wide: pd.DataFrame) -> str:
+    rows = [_header(wide)] + _body(wide)
+    labels = len(wide.index.names)
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(cell.ljust(w) if i < labels else cell.rjust(w)
+                               for i, (cell, w) in enumerate(zip(r, widths))).rstrip()
+                     for r in rows)
+
+
+def _markdown(wide: pd.DataFrame) -> str:
+    header = _header(wide)
+    labels = len(wide.index.names)
+    rule = ["---"] * labels + ["---:"] * (len(header) - labels)
+    return "\n".join("| " + " | ".join(r) + " |" for r in [header, rule] + _body(wide))
+
+
+TIDY = ["model", "optimizer", "k", "data_id", "backend", "device", "dtype", "runs", "reached",
+        "errors", "diverged", "skipped", "censored", "epochs_median", "epochs_q25", "epochs_q75",
+        "max_epochs", "epoch_time_s", "epochs_text"]
+
+
+def _tidy(table: FigureTable, fmt: str) -> str:
+    cells = table.cells.reindex(columns=TIDY)
+    if fmt == "csv":
+        out = io.StringIO()
+        cells.to_csv(out, index=False, lineterminator="\n")
+        return out.getvalue().rstrip("\n")
+    rows = [{k: _json_value(v) for k, v in row.items()} for row in cells.to_dict("records")]
+    return json.dumps({"run_dir": table.run_dir, "run_id": table.manifest["run_id"],
+                       "threshold": table.threshold, "cells": rows}, indent=1)
+
+
+def _json_value(value):
+    """NumPy scalars to Python; inf / NaN (censored, missing) to null."""
+    value = value.item() if isinstance(value, np.generic) else value
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
