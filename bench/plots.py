@@ -210,6 +210,8 @@ def log_y(ax: Axes, unit: str = "") -> None:
     Call it after plotting: an axis spanning up to 3.5 decades is labelled at 1-2-5 steps,
     a wider one at each decade only, so that labels never crowd.
     """
+    if not any(np.any(np.asarray(line.get_ydata(), float) > 0) for line in ax.get_lines()):
+        return  # nothing positive to scale (say, no cell reached the threshold)
     ax.set_yscale("log")
     low, high = ax.get_ylim()
     subs = (1.0, 2.0, 5.0) if np.log10(high / low) <= 3.5 else (1.0,)
@@ -365,6 +367,9 @@ def timing_plot(summary: pd.DataFrame, variant: dict[str, Any], threshold: float
             finite = np.isfinite(to_threshold)
             axes[1, col].plot(k[finite], to_threshold[finite], marker="o", markersize=3, **style)
         axes[0, col].set_title(f"{backend} on {device}")
+        if not np.isfinite(rows["epochs_median"].to_numpy(float)).any():
+            axes[1, col].text(0.5, 0.5, f"no cell reached d_align ≤ {threshold}",
+                              transform=axes[1, col].transAxes, ha="center", va="center")
     _decorate_timing_axes(axes, summary, threshold)
     fig.suptitle(f"Time per epoch and time to d_align ≤ {threshold}\n{_variant_text(variant)}; "
                  f"an epoch updates all {int(summary['runs'].max())} seeds of a cell at once")

@@ -278,7 +278,8 @@ class Sweep:
         on_eval = progress.cell_started(cell, len(seeds))
         try:
             batch = self._batch(cell, seeds, self.config.schedule, on_eval)
-            results = [(self._run_record(cell, batch, run), run.history) for run in batch.runs]
+            results = [(self._run_record(cell, batch, run), self._history(cell, run))
+                       for run in batch.runs]
         except Exception as exc:  # one failing cell must not stop the sweep
             elapsed = time.perf_counter() - started
             results = [(self._error_record(cell, s, len(seeds), exc, elapsed), None)
@@ -289,6 +290,13 @@ class Sweep:
         outcome.written += new
         progress.cell_done(self._describe(cell, new, time.perf_counter() - started))
         return finished + new
+
+    def _history(self, cell: Cell, run) -> dict[str, np.ndarray] | None:
+        """The metric history plus the final decoder and U_k^T W2 (for the decoder plots)."""
+        if run.history is None:
+            return None
+        W2 = run.params[1]
+        return {**run.history, "W2_final": W2, "Uk_T_W2": self.dataset.eigvecs[:, :cell.k].T @ W2}
 
     def _batch(self, cell: Cell, seeds: list[int], schedule: Schedule,
                on_eval: Callable[[int, np.ndarray], None] | None = None) -> BatchResult:

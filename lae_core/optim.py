@@ -28,6 +28,8 @@ class Optimizer:
     name: str
     init: Callable[[tuple], Any]
     update: Callable[[tuple, Any, tuple, Any], tuple[tuple, Any]]
+    # state fields on the scale of squared gradients (the rest scale like the parameters)
+    squared_state: tuple[str, ...] = ()
 
 
 class EmptyState(NamedTuple):
@@ -104,7 +106,7 @@ def adam(b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8) -> Optimizer:
             return p - step, mu, nu
         new, mus, nus = zip(*map(one, params, grads, state.mu, state.nu))
         return new, AdamState(t, mus, nus)
-    return Optimizer("adam", init, update)
+    return Optimizer("adam", init, update, squared_state=("nu",))
 
 
 OPTIMIZER_FACTORIES: dict[str, Callable[[], Optimizer]] = {

@@ -153,7 +153,13 @@ class _Loop:
         self.xp, self.op, self.objective, self.optimizer = xp, op, objective, optimizer
         self.hp, self.hp_host, self.schedule, self.dtype = hp, hp_host, schedule, dtype
         self.rngs, self.on_eval = rngs, on_eval
-        self.tiny = float(xp.finfo(dtype).smallest_normal)
+        smallest_normal = float(xp.finfo(dtype).smallest_normal)
+        # Entries below the cube root of the smallest normal number are flushed to zero, so
+        # that no product of three weights (the deepest an epoch forms: G P, W2 S) is
+        # subnormal (float32: 2e-13, float64: 3e-103, far below a weight that counts). The
+        # optimizer state goes with them, or it would refill the flushed weights: momenta at
+        # the same floor, squared-gradient averages at its square.
+        self.floor = smallest_normal ** (1 / 3)
         self.stop_at = min(schedule.thresholds) if schedule.thresholds else None
 
     def run(self, params: tuple, lrs: np.ndarray, seeds: list[int]) -> list[RunResult]:
@@ -184,7 +190,7 @@ class _Loop:
                 for i in active:
                     results[i].epoch_times.append(per_epoch)
                     results[i].batch_sizes.append(int(active.size))
-                params, state = self._flush_subnormals(params), self._flush_state(state)
+                params, state = self._flush(params, self.floor), self._flush_state(state)
                 done = self._evaluate(params, results, active, epoch)
                 if epoch >= schedule.max_epochs:
                     done[:] = True
@@ -254,12 +260,15 @@ class _Loop:
         params = tuple(xp.take(p, idx, axis=0) for p in params)
         return (params, select_runs(xp, state, idx), xp.take(lr, idx, axis=0), active[keep])
 
-    def _flush_subnormals(self, arrays: tuple) -> tuple:
-        """Set subnormal entries to zero: exact to the smallest normal number, and arithmetic
-        on subnormals is up to ~100x slower on x86 CPUs (decaying units produce them)."""
+    def _flush(self, arrays: tuple, floor: float) -> tuple:
+        """Set entries below ``floor`` in magnitude to zero. Decaying units (the paper's
+        non_uniform_sum preset, barely-kept nested-dropout units) sink towards zero, and
+        arithmetic on subnormal numbers is up to ~100x slower on x86 CPUs."""
         xp = self.xp
-        return tuple(xp.where(xp.abs(a) < self.tiny, xp.zeros_like(a), a) for a in arrays)
+        return tuple(xp.where(xp.abs(a) < floor, xp.zeros_like(a), a) for a in arrays)
 
     def _flush_state(self, state):
-        return type(state)(*(self._flush_subnormals(f) if isinstance(f, tuple) else f
-                             for f in state))
+        squared = self.optimizer.squared_state
+        return type(state)(**{
+            name: self._flush(f, self.floor ** 2 if name in squared else self.floor)
+            if isinstance(f, tuple) else f for name, f in state._asdict().items()})

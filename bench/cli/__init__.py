@@ -6,6 +6,7 @@ Verb groups live in sibling modules, each with ``register(subparsers)`` adding i
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from ..errors import EXIT_RUN_FAILED, EXIT_USAGE, USER_ERRORS
@@ -45,6 +46,9 @@ def main(argv: list[str] | None = None) -> int:
     except USER_ERRORS as exc:
         print(f"lae-bench: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except BrokenPipeError:  # `lae-bench presets | head`: the reader left, nothing to say
+        sys.stdout = open(os.devnull, "w")
+        return 0
     except KeyboardInterrupt:
         print("lae-bench: interrupted; finished runs are saved, rerun to resume",
               file=sys.stderr)

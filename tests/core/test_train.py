@@ -131,3 +131,20 @@ def test_the_auto_backend_and_a_forced_cupy_backend():
             get_namespace("cupy")
     with pytest.raises(BackendError, match="not one of"):
         get_namespace("tpu")
+
+
+def test_decaying_units_are_flushed_to_zero_not_left_subnormal(small_data):
+    """lam_k far above c_1 drives the last unit to zero; in float32 it would pass through the
+    subnormal range (up to ~100x slower arithmetic). It must end exactly zero, and no entry
+    may sit between zero and the flush floor."""
+    lam = np.array([0.01, 0.02, 10 * small_data.eigvals[0]])
+    run = run_batch(small_data, "non_uniform_sum", "sgd_nesterov", 3, [0.002], [0],
+                    schedule=Schedule(thresholds=(), max_epochs=3000), dtype="float32",
+                    formulation="covariance", backend="numpy",
+                    hyperparameters={"lam": lam}).runs[0]
+    W1, W2 = run.params
+    floor = np.finfo(np.float32).smallest_normal ** (1 / 3)
+    assert run.status == "capped" and np.all(W1[2] == 0) and np.all(W2[:, 2] == 0)
+    for W in (W1, W2):
+        assert not np.any((W != 0) & (np.abs(W) < floor))
+    assert np.abs(W1[:2]).max() > 0.1  # the other units were left alone
