@@ -15,6 +15,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from .backend import flush
 from .rotation import rotation_augment
 
 MODELS = ("uniform_sum", "non_uniform_sum", "rotation", "nd_exp", "nd", "vae")
@@ -37,7 +38,10 @@ class Moments:
 
 def moments(op, W1: Any, W2: Any) -> Moments:
     P, CW2, S = op.cov_products(W1, W2)
-    return Moments(P, CW2, S, W2.mT @ W2)
+    # As units grow orthogonal, off-diagonal entries of S and G sink far below rounding level;
+    # times small weights they would refill flushed coordinates with subnormal numbers (slow
+    # arithmetic) every epoch. Flushing these k x k matrices costs O(k^2).
+    return Moments(P, CW2, flush(op.xp, S, op.floor), flush(op.xp, W2.mT @ W2, op.floor))
 
 
 def reconstruction_loss(op, W1: Any, W2: Any, mo: Moments | None = None) -> Any:

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from .backend import to_device
+from .backend import flush_floor, to_device
 from .data import Dataset
 
 FORMULATIONS = ("spectral", "covariance", "sample")
@@ -98,13 +98,13 @@ class Samples:
 
 def make_operator(form: str, xp: Any, dataset: Dataset, k: int, dtype: Any):
     """The operator for ``form`` ('spectral', 'covariance' or 'sample')."""
-    if form == "spectral":
-        return Spectral(xp, dataset.eigvals, k, dtype)
-    if form == "covariance":
-        return Dense(xp, dataset, k, dtype)
-    if form == "sample":
-        return Samples(xp, dataset, k, dtype)
-    raise ValueError(f"formulation: {form!r} is not one of {', '.join(FORMULATIONS)}")
+    if form not in FORMULATIONS:
+        raise ValueError(f"formulation: {form!r} is not one of {', '.join(FORMULATIONS)}")
+    op = {"spectral": lambda: Spectral(xp, dataset.eigvals, k, dtype),
+          "covariance": lambda: Dense(xp, dataset, k, dtype),
+          "sample": lambda: Samples(xp, dataset, k, dtype)}[form]()
+    op.floor = flush_floor(xp, dtype)  # see objectives.moments
+    return op
 
 
 def into_basis(form: str, dataset: Dataset, W1: np.ndarray, W2: np.ndarray):

@@ -153,13 +153,11 @@ class _Loop:
         self.xp, self.op, self.objective, self.optimizer = xp, op, objective, optimizer
         self.hp, self.hp_host, self.schedule, self.dtype = hp, hp_host, schedule, dtype
         self.rngs, self.on_eval = rngs, on_eval
-        smallest_normal = float(xp.finfo(dtype).smallest_normal)
-        # Entries below the cube root of the smallest normal number are flushed to zero, so
-        # that no product of three weights (the deepest an epoch forms: G P, W2 S) is
-        # subnormal (float32: 2e-13, float64: 3e-103, far below a weight that counts). The
-        # optimizer state goes with them, or it would refill the flushed weights: momenta at
-        # the same floor, squared-gradient averages at its square.
-        self.floor = smallest_normal ** (1 / 3)
+        # Weights below the floor (be.flush_floor) are flushed every epoch: a flushed
+        # coordinate is refilled by its coupling to the others with values far below the floor,
+        # whose products are subnormal within the epoch. The optimizer state is flushed at each
+        # evaluation (momenta at the same floor, squared-gradient averages at its square).
+        self.floor = be.flush_floor(xp, dtype)
         self.stop_at = min(schedule.thresholds) if schedule.thresholds else None
 
     def run(self, params: tuple, lrs: np.ndarray, seeds: list[int]) -> list[RunResult]:
@@ -185,12 +183,13 @@ class _Loop:
                     grads = self.objective.grads(self.op, params, self.hp,
                                                  None if noise is None else noise[t, ...])
                     params, state = self.optimizer.update(grads, state, params, lr)
+                    params = self._flush(params, self.floor)
                 per_epoch = watch.stop() / steps
                 epoch += steps
                 for i in active:
                     results[i].epoch_times.append(per_epoch)
                     results[i].batch_sizes.append(int(active.size))
-                params, state = self._flush(params, self.floor), self._flush_state(state)
+                state = self._flush_state(state)
                 done = self._evaluate(params, results, active, epoch)
                 if epoch >= schedule.max_epochs:
                     done[:] = True
@@ -261,11 +260,7 @@ class _Loop:
         return (params, select_runs(xp, state, idx), xp.take(lr, idx, axis=0), active[keep])
 
     def _flush(self, arrays: tuple, floor: float) -> tuple:
-        """Set entries below ``floor`` in magnitude to zero. Decaying units (the paper's
-        non_uniform_sum preset, barely-kept nested-dropout units) sink towards zero, and
-        arithmetic on subnormal numbers is up to ~100x slower on x86 CPUs."""
-        xp = self.xp
-        return tuple(xp.where(xp.abs(a) < floor, xp.zeros_like(a), a) for a in arrays)
+        return tuple(be.flush(self.xp, a, floor) for a in arrays)
 
     def _flush_state(self, state):
         squared = self.optimizer.squared_state
