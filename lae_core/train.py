@@ -22,7 +22,6 @@ from .operators import into_basis, make_operator, out_of_basis
 from .optim import ROTATION_EQUIVARIANT, get_optimizer, select_runs
 
 INIT_SCALE = 1e-4
-STATUSES = ("reached", "capped", "diverged")
 
 
 class ConfigurationError(ValueError):
