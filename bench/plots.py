@@ -37,7 +37,6 @@ from matplotlib.ticker import FixedLocator, FuncFormatter, LogLocator, NullForma
 from lae_core.objectives import MODELS
 from lae_core.optim import OPTIMIZERS
 
-from .errors import UsageError
 from .formatting import format_seconds
 from .stats import CELL, cell_summary, load_results
 from .store import load_history

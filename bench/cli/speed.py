@@ -3,13 +3,13 @@ rates in one batch) and ``gpu-check`` (the prepared GPU check)."""
 from __future__ import annotations
 
 import argparse
-import json
 from dataclasses import asdict
 from pathlib import Path
 
 from lae_core import MODELS, OPTIMIZERS, synthetic
 
 from ..errors import UsageError
+from ..store import write_json_atomic
 
 
 def _csv(kind, allowed=None):
@@ -78,8 +78,7 @@ def speed_command(args) -> int:
               f"{_duration(scaling.single_epoch_s)} for one run = {scaling.cost_ratio:.1f}x "
               f"the cost, {scaling.throughput_gain:.1f}x the run-epochs per second")
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(result, indent=1))
+        write_json_atomic(args.out, result)
     return 0
 
 
@@ -139,7 +138,6 @@ def tune_command(args) -> int:
 
     from ..config import load_config
     from ..lr_table import LrTable, save_table
-    from ..store import write_json_atomic
     from ..sweep import load_dataset
     from ..tune import tune_cell
 
