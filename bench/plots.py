@@ -32,7 +32,8 @@ from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
-from matplotlib.ticker import FixedLocator, FuncFormatter, LogLocator, NullFormatter
+from matplotlib.ticker import (FixedLocator, FuncFormatter, LogLocator, MaxNLocator,
+                               NullFormatter)
 
 from lae_core.objectives import MODELS
 from lae_core.optim import OPTIMIZERS
@@ -535,6 +536,8 @@ def alignment_plot(runs: pd.DataFrame, variant: dict[str, Any], name: str) -> Pl
         ax.set_title(curve_label(model, optimizer))
         ax.set_xlabel("decoder column j")
         ax.set_ylabel("eigenvector i")
+        for axis in (ax.xaxis, ax.yaxis):   # units are numbered: integer ticks only
+            axis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(False)
     for ax in axes.ravel()[len(series):]:
         ax.set_visible(False)
