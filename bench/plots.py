@@ -505,19 +505,29 @@ def alignment_matrix(history: dict[str, np.ndarray]) -> np.ndarray:
     return proj / np.maximum(np.linalg.norm(decoder, axis=0), 1e-300)
 
 
+def _weight_plots(frame: pd.DataFrame, threshold: float, needs: str, stem: str, title: str,
+                  why_not: Callable[[pd.DataFrame, int], str | None],
+                  draw: Callable[..., Plot]) -> list[Plot]:
+    """One figure per k from the first seed's stored weight arrays (``needs``); a k that
+    ``why_not`` refuses, or results without those arrays, come back skipped with the reason."""
+    runs = first_seed_runs(frame, threshold, (needs,))
+    if runs.empty:
+        return [skipped(stem, title, NO_WEIGHTS)]
+    plots = []
+    for name, values, rows in per_k(runs, HISTORY_VARIANT, stem):
+        reason = why_not(rows, int(values["k"]))
+        plots.append(skipped(name, title, reason) if reason else draw(rows, values, name))
+    return plots
+
+
 def alignment_plots(frame: pd.DataFrame, threshold: float = 0.3) -> list[Plot]:
     """Figure 3 (left): cos(U_i, W2_j) as a heatmap per model; one figure per k."""
-    runs = first_seed_runs(frame, threshold, ("Uk_T_W2",))
-    if runs.empty:
-        return [skipped("alignment", "U_k^T W2 heatmaps", NO_WEIGHTS)]
-    plots = []
-    for name, values, rows in per_k(runs, HISTORY_VARIANT, "alignment"):
-        if values["k"] > MAX_HEATMAP_K:
-            plots.append(skipped(name, "U_k^T W2 heatmaps", f"k = {values['k']} is above "
-                                 f"{MAX_HEATMAP_K}: a k x k heatmap would be unreadable"))
-        else:
-            plots.append(alignment_plot(rows, values, name))
-    return plots
+    def why_not(rows: pd.DataFrame, k: int) -> str | None:
+        if k > MAX_HEATMAP_K:
+            return f"k = {k} is above {MAX_HEATMAP_K}: a k x k heatmap would be unreadable"
+        return None
+    return _weight_plots(frame, threshold, "Uk_T_W2", "alignment", "U_k^T W2 heatmaps",
+                         why_not, alignment_plot)
 
 
 @styled
@@ -550,19 +560,13 @@ def alignment_plot(runs: pd.DataFrame, variant: dict[str, Any], name: str) -> Pl
 
 def decoder_image_plots(frame: pd.DataFrame, threshold: float = 0.3) -> list[Plot]:
     """Figure 3 (right): each decoder column as a square image, a row per model."""
-    runs = first_seed_runs(frame, threshold, ("W2_final",))
-    if runs.empty:
-        return [skipped("decoder_columns", "Decoder columns as images", NO_WEIGHTS)]
-    plots = []
-    for name, values, rows in per_k(runs, HISTORY_VARIANT, "decoder_columns"):
+    def why_not(rows: pd.DataFrame, k: int) -> str | None:
         m = int(rows["m"].iloc[0])
-        if math.isqrt(m) ** 2 != m or values["k"] > MAX_HEATMAP_K:
-            plots.append(skipped(name, "Decoder columns as images",
-                                 f"needs square images (m = {m}) and k <= {MAX_HEATMAP_K} "
-                                 f"(k = {values['k']})"))
-        else:
-            plots.append(decoder_image_plot(rows, values, name))
-    return plots
+        if math.isqrt(m) ** 2 != m or k > MAX_HEATMAP_K:
+            return f"needs square images (m = {m}) and k <= {MAX_HEATMAP_K} (k = {k})"
+        return None
+    return _weight_plots(frame, threshold, "W2_final", "decoder_columns",
+                         "Decoder columns as images", why_not, decoder_image_plot)
 
 
 @styled
