@@ -9,9 +9,9 @@ import json
 import sys
 from pathlib import Path
 
-from ..compare import benchmark_action_entries, compare
-from ..compare_render import RENDERERS
-from ..thresholds import load_thresholds
+from ..analysis.compare import benchmark_action_entries, compare
+from ..analysis.compare_render import RENDERERS
+from ..analysis.thresholds import load_thresholds
 
 
 def register(verbs: argparse._SubParsersAction) -> None:
@@ -62,7 +62,7 @@ def _register_report(verbs: argparse._SubParsersAction) -> None:
 
 
 def plot_command(args: argparse.Namespace) -> int:
-    from ..plots import all_plots, write_plots   # matplotlib only when plotting
+    from ..analysis.plots import all_plots, write_plots   # matplotlib only when plotting
 
     plots = all_plots(args.run_dirs, args.threshold, args.fit)
     out = Path(args.out) if args.out else Path(args.run_dirs[0]) / "plots"
@@ -86,7 +86,7 @@ def compare_command(args: argparse.Namespace) -> int:
 
 
 def report_command(args: argparse.Namespace) -> int:
-    from ..report import write_report
+    from ..analysis.report import write_report
 
     path = write_report(args.run_dir, args.out, baseline=args.baseline,
                         thresholds=load_thresholds(args.thresholds),

@@ -9,12 +9,12 @@ from typing import Any
 
 from lae_core.backend import BACKENDS, DTYPES, BackendError, backend_name, get_namespace
 
-from .. import env
-from ..config import load_config, preset_names, preset_text
+from ..sweep import env
+from ..sweep.config import load_config, preset_names, preset_text
 from ..errors import EXIT_OK, EXIT_RUN_FAILED
-from ..lr_table import read_yaml
-from ..sweep import RESULTS_ROOT, Sweep, default_run_dir, discard_results
-from ..table import FORMATS, figure_table, render
+from ..sweep.lr_table import read_yaml
+from ..sweep.runner import RESULTS_ROOT, Sweep, default_run_dir, discard_results
+from ..analysis.table import FORMATS, figure_table, render
 from . import EPILOG
 
 

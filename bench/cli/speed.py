@@ -9,7 +9,7 @@ from pathlib import Path
 from lae_core import MODELS, OPTIMIZERS, synthetic
 
 from ..errors import UsageError
-from ..store import write_json_atomic
+from ..sweep.store import write_json_atomic
 
 
 def _csv(kind, allowed=None):
@@ -49,7 +49,7 @@ def register(verbs) -> None:
 
 
 def speed_command(args) -> int:
-    from .. import speed
+    from ..perf import speed
 
     if min(args.k) < 1 or max(args.k) > args.m:
         raise UsageError(f"--k: {args.k} must lie in 1..m = {args.m}")
@@ -99,14 +99,14 @@ def register_gpu_check(verbs) -> None:
 
 
 def gpu_check_command(args) -> int:
-    from ..gpu_check import default_out, gpu_check
+    from ..perf.gpu_check import default_out, gpu_check
 
     return gpu_check(args.out or default_out(args.dry), dry=args.dry)
 
 
 def _grid(text: str):
     """argparse type: LOW:HIGH:COUNT, a log-spaced grid of learning rates."""
-    from ..tune import log_grid
+    from ..perf.tune import log_grid
 
     try:
         low, high, count = text.split(":")
@@ -136,10 +136,10 @@ def register_tune(verbs) -> None:
 def tune_command(args) -> int:
     from lae_core import Schedule, get_objective
 
-    from ..config import load_config
-    from ..lr_table import LrTable, save_table
-    from ..sweep import load_dataset
-    from ..tune import tune_cell
+    from ..sweep.config import load_config
+    from ..sweep.lr_table import LrTable, save_table
+    from ..sweep.runner import load_dataset
+    from ..perf.tune import tune_cell
 
     config = load_config(args.target)
     data = load_dataset(config.data, keep_samples=any(

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench.store import records_frame
+from bench.sweep.store import records_frame
 
 from .helpers import GPU, figure4_records, write_run
 

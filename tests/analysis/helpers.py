@@ -7,7 +7,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from bench.store import record_key, write_manifest, write_record
+from bench.sweep.store import record_key, write_manifest, write_record
 
 DATA_ID = "synthetic-linear-m1000-n5000-seed1234-0a1b2c3d4e"
 CPU = "Test CPU 2-core @ 2.0GHz"

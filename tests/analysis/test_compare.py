@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 
 from bench.cli import main
-from bench.compare import IMPROVEMENT, NOT_COMPARED, REGRESSION, SAME, compare
-from bench.compare_render import RENDERERS
+from bench.analysis.compare import IMPROVEMENT, NOT_COMPARED, REGRESSION, SAME, compare
+from bench.analysis.compare_render import RENDERERS
 from bench.errors import EXIT_NOTHING_COMPARABLE, EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE
-from bench.thresholds import Override, Thresholds
+from bench.analysis.thresholds import Override, Thresholds
 
 from .helpers import cell_records, write_run
 

@@ -5,7 +5,7 @@ import base64
 import re
 
 from bench.cli import main
-from bench.plots import all_plots
+from bench.analysis.plots import all_plots
 
 from .helpers import CPU, cell_records, write_run
 

@@ -13,9 +13,9 @@ import pandas as pd
 import pytest
 
 from bench.cli import main
-from bench.compare import compare
-from bench.store import records_frame
-from bench.thresholds import Limits, Thresholds
+from bench.analysis.compare import compare
+from bench.sweep.store import records_frame
+from bench.analysis.thresholds import Limits, Thresholds
 
 BASELINE = Path(__file__).resolve().parents[2] / "results" / "baselines" / "smoke"
 RUN_KEY = ["data_id", "model", "optimizer", "k", "lr", "seed", "backend", "dtype"]

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from bench.errors import UsageError
-from bench.thresholds import Limits, load_thresholds, parse_thresholds
+from bench.analysis.thresholds import Limits, load_thresholds, parse_thresholds
 
 COMMITTED = Path(__file__).resolve().parents[2] / "results" / "thresholds.yaml"
 

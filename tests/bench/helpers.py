@@ -9,7 +9,7 @@ from pathlib import Path
 import yaml
 
 from bench.cli import main
-from bench.config import preset_text
+from bench.sweep.config import preset_text
 
 
 def smoke_config(**changes) -> dict:

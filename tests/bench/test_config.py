@@ -8,7 +8,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bench.config import TOP_KEYS, load_config, parse_config, preset_names
+from bench.sweep.config import TOP_KEYS, load_config, parse_config, preset_names
 from bench.errors import UsageError
 from lae_core import MODELS, OPTIMIZERS
 
@@ -96,7 +96,7 @@ def test_invalid_values_name_key_value_and_allowed(tmp_path, changes, message):
 
 
 def test_lr_from_a_table_file_or_tuned_file(tmp_path):
-    from bench.lr_table import LrTable, save_table
+    from bench.sweep.lr_table import LrTable, save_table
     save_table(LrTable("tuned", {("rotation", "adam"): {2: 0.5, 4: 0.25}}), tmp_path / "t.csv")
     for lr in ("t.csv", "tuned:t.csv"):
         (tmp_path / "c.yaml").write_text(yaml.safe_dump(smoke_config(

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from bench.errors import UsageError
-from bench.lr_table import PAPER_K, load_table, paper_table, save_table
+from bench.sweep.lr_table import PAPER_K, load_table, paper_table, save_table
 
 
 @pytest.mark.parametrize("model, optimizer, k, lr", [

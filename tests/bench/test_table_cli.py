@@ -10,7 +10,7 @@ import pytest
 
 import bench.cli.run
 from bench.cli import main
-from bench.table import epochs_text
+from bench.analysis.table import epochs_text
 
 from .helpers import cli
 

@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_the_gpu_check_script_runs_dry(tmp_path):
     out = tmp_path / "gpu"
-    proc = subprocess.run(["bash", str(ROOT / "bench" / "gpu_check.sh"), str(out), "--dry"],
+    proc = subprocess.run(["bash", str(ROOT / "bench" / "perf" / "gpu_check.sh"), str(out), "--dry"],
                           cwd=ROOT, capture_output=True, text=True,
                           env={**os.environ, "PYTHON": sys.executable})
     assert proc.returncode == 0, proc.stderr[-2000:]

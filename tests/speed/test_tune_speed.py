@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from lae_core import Schedule, run_batch, synthetic
-from bench.speed import batch_scaling, dominant_shape, epoch_flops, speed_row
-from bench.tune import RateScore, best_rate, log_grid, tune_cell
+from bench.perf.speed import batch_scaling, dominant_shape, epoch_flops, speed_row
+from bench.perf.tune import RateScore, best_rate, log_grid, tune_cell
 
 SCHEDULE = Schedule(thresholds=(0.3,), max_epochs=4000, eval_every=10)
 

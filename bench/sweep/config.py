@@ -24,7 +24,7 @@ from lae_core.data import SPECTRA, DataError, find_mnist_images
 from lae_core.hyper import PRESETS as HYPER_PRESETS
 from lae_core.hyper import geometric_keep_probs
 
-from .errors import UsageError
+from ..errors import UsageError
 from .lr_table import LrTable, constant_table, load_table, paper_table, read_yaml
 
 T = TypeVar("T")
@@ -132,7 +132,7 @@ class SweepConfig:
 # --- loading ------------------------------------------------------------------------------------
 
 # Package data beside this module (importlib.resources trips over setuptools' editable installs).
-PRESETS_DIR = Path(__file__).resolve().parent / "presets"
+PRESETS_DIR = Path(__file__).resolve().parents[1] / "presets"   # bench/presets/
 
 
 def preset_names() -> list[str]:

@@ -27,8 +27,8 @@ from lae_core.backend import backend_name, get_namespace
 
 from . import env
 from .config import DataConfig, SweepConfig
-from .errors import UsageError
-from .stats import median_epochs
+from ..errors import UsageError
+from ..analysis.stats import median_epochs
 from .store import (MANIFEST, load_manifest, load_records, record_key, write_manifest,
                     write_record)
 

@@ -113,20 +113,34 @@ def speed(p: Plan, out: Path) -> dict:
     return result
 
 
+def run_preset(preset: str, run_dir: Path, backend: str) -> int:
+    """``lae-bench run PRESET --out RUN_DIR --backend BACKEND --quiet`` in process; its exit code.
+
+    Called through the sweep, not the CLI, so that the CLI (which offers this check as a verb)
+    and this module do not import each other.
+    """
+    from ..errors import EXIT_OK, EXIT_RUN_FAILED
+    from ..sweep.config import load_config
+    from ..sweep.runner import Sweep
+
+    outcome = Sweep(load_config(preset, {"backend": backend}), run_dir).run(quiet=True)
+    return EXIT_RUN_FAILED if outcome.errors else EXIT_OK
+
+
 def fig4(p: Plan, out: Path, workdir: Path) -> dict:
     """The preset end to end through the CLI, then its table and plot."""
-    from .cli import main as cli
+    from ..analysis.plots import all_plots, write_plots
 
     run_dir = workdir / p.preset
     backend = "numpy" if not isinstance(p.device, str) else p.device
     t0 = time.perf_counter()
-    code = cli(["run", p.preset, "--out", str(run_dir), "--backend", backend, "--quiet"])
+    code = run_preset(p.preset, run_dir, backend)
     wall = time.perf_counter() - t0
     table = subprocess.run([sys.executable, "-m", "bench", "show", str(run_dir), "--format",
                             "markdown"], capture_output=True, text=True).stdout
     (out / "fig4.md").write_text(f"# `{p.preset}` preset on {backend}\n\nwall time: {wall:.1f} s"
                                  f" (exit code {code})\n\n{table}")
-    cli(["plot", str(run_dir), "--out", str(workdir / "plots")])
+    write_plots(all_plots([run_dir]), workdir / "plots")
     pngs = sorted((workdir / "plots").glob("*scaling*.png")) or sorted(
         (workdir / "plots").glob("*.png"))
     if pngs:
@@ -172,7 +186,7 @@ def gpu_check(out: Path, *, dry: bool = False) -> int:
     """Run every step into ``out``; returns 0 when every step ran (targets are reported)."""
     from lae_core.backend import get_namespace
 
-    from .env import collect
+    from ..sweep.env import collect
 
     p = plan(dry)
     out.mkdir(parents=True, exist_ok=True)

@@ -10,8 +10,8 @@ from typing import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from .errors import UsageError
-from .store import records_frame
+from ..errors import UsageError
+from ..sweep.store import records_frame
 
 CELL = ["data_id", "model", "optimizer", "k", "backend", "device", "dtype"]
 

@@ -18,10 +18,10 @@ import pandas as pd
 from .compare import IMPROVEMENT, REGRESSION, Comparison, compare
 from .compare_render import (FINDING_HEADER, cell_header, cell_rows, finding_rows,
                              not_compared_counts, plural_cells)
-from .formatting import format_epochs, format_seconds
+from ..formatting import format_epochs, format_seconds
 from .plots import Plot, plots_of_frame
 from .stats import CELL, cell_summary, load_results
-from .store import load_manifest
+from ..sweep.store import load_manifest
 from .thresholds import Thresholds
 
 CSS = """

@@ -33,7 +33,7 @@ import yaml
 
 from lae_core import MODELS, OPTIMIZERS
 
-from .errors import UsageError
+from ..errors import UsageError
 from .store import _write_atomic
 
 EVERY_K = "*"     # how a rate for every k is written in files

@@ -112,7 +112,7 @@ def _openblas_threads() -> int | None:
     return None
 
 
-def git_state(source: Path = Path(__file__).resolve().parent.parent) -> dict[str, Any] | None:
+def git_state(source: Path = Path(__file__).resolve().parents[2]) -> dict[str, Any] | None:
     """Commit and dirty flag of the lae-bench source tree; None when it is not a git checkout
     (an installed wheel) or git is missing."""
     def git(*args: str) -> str:

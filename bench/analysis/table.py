@@ -21,9 +21,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .errors import UsageError
+from ..errors import UsageError
 from .stats import CELL, cell_summary
-from .store import load_manifest, records_frame
+from ..sweep.store import load_manifest, records_frame
 
 FORMATS = ("text", "csv", "markdown", "json")
 NOT_RUN, SKIPPED = "-", "fails"

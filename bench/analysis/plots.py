@@ -38,9 +38,9 @@ from matplotlib.ticker import (FixedLocator, FuncFormatter, LogLocator, MaxNLoca
 from lae_core.objectives import MODELS
 from lae_core.optim import OPTIMIZERS
 
-from .formatting import format_seconds
+from ..formatting import format_seconds
 from .stats import CELL, cell_summary, load_results
-from .store import load_history
+from ..sweep.store import load_history
 
 MODEL_COLOURS = dict(zip(MODELS, ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
                                   "#8c564b")))

@@ -21,7 +21,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from .errors import UsageError
+from ..errors import UsageError
 
 SCHEMA_VERSION = 1
 MANIFEST = "manifest.json"

@@ -12,7 +12,7 @@ from typing import Any, Callable, Sequence
 
 from .compare import (IMPROVEMENT, NOT_COMPARED, REGRESSION, Check, CellComparison, Comparison,
                       cell_label)
-from .formatting import format_epochs, format_seconds
+from ..formatting import format_epochs, format_seconds
 
 FINDING_HEADER = ("cell", "what", "baseline", "candidate", "change", "detail")
 QUANTITY_NAMES = {"epochs": "epochs to d_align {t}", "status": "status",

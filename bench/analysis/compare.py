@@ -25,9 +25,9 @@ import numpy as np
 import pandas as pd
 from scipy.stats import mannwhitneyu
 
-from .errors import EXIT_NOTHING_COMPARABLE, EXIT_OK, EXIT_RUN_FAILED
+from ..errors import EXIT_NOTHING_COMPARABLE, EXIT_OK, EXIT_RUN_FAILED
 from .stats import cell_summary, load_results
-from .store import _jsonable, load_manifest
+from ..sweep.store import _jsonable, load_manifest
 from .thresholds import Limits, Thresholds
 
 MATCH_KEY = ("data_id", "model", "optimizer", "k", "lr", "backend", "dtype")

@@ -26,7 +26,7 @@ import yaml
 from lae_core.objectives import MODELS
 from lae_core.optim import OPTIMIZERS
 
-from .errors import UsageError
+from ..errors import UsageError
 
 FILE_VERSION = 1
 TOP_LEVEL_KEYS = ("version", "d_align_threshold", "default", "overrides")
