@@ -241,12 +241,15 @@ class Objective:
     needs_samples: bool = False     # only the sample formulation can run it
     stochastic: bool = False        # draws nested-dropout cut-offs every epoch
     extra_params: Callable[[int, int], tuple[np.ndarray, ...]] | None = field(default=None)
+    # (k, m) x (m, k)-sized products of one spectral-form epoch (S, G, G P, W2 S; the rotation
+    # term adds A W1 and W2 A): what the speed accounting counts as the epoch's k^2 m work.
+    kk_products: int = 4
 
 
 OBJECTIVES: dict[str, Objective] = {
     "uniform_sum": Objective("uniform_sum", l2_loss, l2_grads, ("lam",)),
     "non_uniform_sum": Objective("non_uniform_sum", l2_loss, l2_grads, ("lam",)),
-    "rotation": Objective("rotation", rotation_loss, rotation_grads),
+    "rotation": Objective("rotation", rotation_loss, rotation_grads, kk_products=6),
     "nd_exp": Objective("nd_exp", nd_exp_loss, nd_exp_grads, ("keep_probs",)),
     # nd's objective is its expectation over the cut-offs, i.e. nd_exp's loss.
     "nd": Objective("nd", nd_exp_loss, nd_grads, ("keep_probs",), needs_samples=True,
