@@ -41,9 +41,15 @@ class Dataset:
         return self.C.shape[0]
 
     @property
+    def fingerprint(self) -> str:
+        """Hash of C's exact bytes (10 hex digits): equal only for bitwise-equal data. Another
+        BLAS or thread count rounds X^T X differently, so it also tells machines apart."""
+        return hashlib.sha1(np.ascontiguousarray(self.C).tobytes()).hexdigest()[:10]
+
+    @property
     def data_id(self) -> str:
-        """Short content hash: two datasets with the same id hold the same C."""
-        return f"{self.name}-{hashlib.sha1(self.C.tobytes()).hexdigest()[:10]}"
+        """Name and fingerprint: two datasets with the same id hold the same C."""
+        return f"{self.name}-{self.fingerprint}"
 
 
 def eigh_descending(C: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
