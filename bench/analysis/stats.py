@@ -1,10 +1,20 @@
-"""Summaries over seeds: epochs to a threshold with censoring, and per-epoch time.
+"""Summaries over seeds, the one place every verb gets its numbers from: epochs to a threshold
+with censoring, and a cell's per-epoch time.
 
-A run that never reached the threshold (capped or diverged) is censored: it counts as +inf, so
-a cell's median is censored when half or more of its runs did not get there.
+Censoring. A run that never reached the threshold (capped or diverged) is censored: it counts
+as +inf. Medians and quartiles use the midpoint rule: with an even count the median is the
+mean of the middle pair, so seeds that reached after 210 and 260 epochs give 235. A median is
+censored exactly when half or more of the runs are; with an even count and exactly half
+censored, the middle pair straddles the cap (one reached, the next did not) and the cell says
+so (``straddles``) instead of showing a finite number.
+
+Time. The seeds of a cell train as one batch, so their records repeat the batch's block
+timings; a cell's per-epoch time is the median of the batch's block timings (``batch_timings``),
+the same number in ``show``, ``report``, ``compare`` and the plots.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Iterable, Sequence
 
 import numpy as np
@@ -14,6 +24,59 @@ from ..errors import UsageError
 from ..sweep.store import records_frame
 
 CELL = ["data_id", "model", "optimizer", "k", "backend", "device", "dtype"]
+
+
+@dataclass(frozen=True)
+class CensoredSummary:
+    """Median and quartiles of epochs to a threshold over runs, +inf = censored.
+
+    runs: runs counted (errors excluded); censored_runs: how many did not reach;
+    straddles: even count, exactly half censored (the middle pair straddles the cap).
+    """
+
+    runs: int
+    censored_runs: int
+    median: float
+    q25: float
+    q75: float
+
+    @property
+    def censored(self) -> bool:
+        """Half or more of the runs did not reach (or there are none)."""
+        return self.runs == 0 or 2 * self.censored_runs >= self.runs
+
+    @property
+    def straddles(self) -> bool:
+        return self.runs > 0 and self.runs % 2 == 0 and 2 * self.censored_runs == self.runs
+
+
+def midpoint_quantile(values: np.ndarray, q: float) -> float:
+    """The q-quantile of ``values`` by the midpoint rule, +inf allowed (NaN for none).
+
+    Position h = (n - 1) q in the sorted values; between two values, their mean (an infinite
+    neighbour gives +inf, never the inf - inf = NaN of linear interpolation)."""
+    x = np.sort(np.asarray(values, dtype=float))
+    if x.size == 0:
+        return np.nan
+    h = (x.size - 1) * q
+    low, high = x[int(np.floor(h))], x[int(np.ceil(h))]
+    return float(low) if low == high else float(np.inf if np.isinf(high) else (low + high) / 2)
+
+
+def censored_summary(epochs: Iterable[float | None]) -> CensoredSummary:
+    """Summary of epochs to a threshold, None or inf = censored, NaN (errors) left out."""
+    x = np.array([np.inf if e is None else e for e in epochs], dtype=float)
+    x = x[~np.isnan(x)]
+    censored_runs = int(np.isinf(x).sum())
+    # The midpoint rule makes the median +inf exactly when half or more are +inf.
+    return CensoredSummary(int(x.size), censored_runs, midpoint_quantile(x, 0.5),
+                           midpoint_quantile(x, 0.25), midpoint_quantile(x, 0.75))
+
+
+def median_epochs(epochs_to: Iterable[float | None]) -> float:
+    """Median over runs of the epochs to a threshold, None (not reached) counting as +inf;
+    +inf when half or more did not reach, NaN for no runs."""
+    return censored_summary(epochs_to).median
 
 
 def epochs_or_inf(frame: pd.DataFrame, threshold: float) -> pd.Series:
@@ -27,38 +90,45 @@ def epochs_or_inf(frame: pd.DataFrame, threshold: float) -> pd.Series:
     return values.where(frame["status"] != "error", np.nan)
 
 
-def _quantile(values: np.ndarray, q: float) -> float:
-    # No interpolation: with censored (+inf) runs, interpolating would give inf - inf = NaN.
-    return float(np.quantile(values, q, method="inverted_cdf")) if values.size else np.nan
+def batch_timings(runs: pd.DataFrame, column: str = "epoch_times_s") -> np.ndarray:
+    """The per-epoch block timings (s) of a cell's batch, warm-up excluded.
+
+    The seeds of a cell train as one batch, so their records repeat the same block timings;
+    pooling them would count each block several times. The run that trained longest was timed
+    in every block, so its list is the batch's. ``column``: another per-block list of the
+    records (the same-run reference times, ``reference_times_s``)."""
+    if column not in runs:
+        return np.array([])
+    lengths = runs["epoch_times_s"].map(len).to_numpy()
+    longest = runs[column].iloc[int(np.argmax(lengths))] if lengths.size else None
+    if not isinstance(longest, (list, tuple, np.ndarray)):
+        return np.array([])
+    return np.asarray(longest, dtype=float)
+
+
+def cell_epoch_time(runs: pd.DataFrame) -> float:
+    """A cell's per-epoch time: the median of its batch's block timings (NaN if none)."""
+    times = batch_timings(runs)
+    return float(np.median(times)) if times.size else np.nan
 
 
 def cell_summary(frame: pd.DataFrame, threshold: float = 0.3,
                  cell: Sequence[str] = CELL) -> pd.DataFrame:
     """One row per cell (``cell`` columns, CELL by default; add "lr" for learning-rate sweeps):
-    runs, reached, median / q25 / q75 epochs to the threshold (inf = censored), censored flag,
-    epoch cap, median per-epoch time."""
+    runs, reached, errors, diverged, median / q25 / q75 epochs to the threshold (inf =
+    censored), censored and straddles flags, epoch cap, per-epoch time (cell_epoch_time)."""
     frame = frame.assign(_epochs=epochs_or_inf(frame, threshold))
     rows = []
     for key, group in frame.groupby(list(cell), sort=True):
-        valid = group["_epochs"].dropna().to_numpy()
-        median = _quantile(valid, 0.5)
-        rows.append(dict(zip(cell, key), runs=len(group), reached=int(np.isfinite(valid).sum()),
+        s = censored_summary(group["_epochs"])
+        rows.append(dict(zip(cell, key), runs=len(group), reached=s.runs - s.censored_runs,
                          errors=int((group["status"] == "error").sum()),
                          diverged=int((group["status"] == "diverged").sum()),
-                         epochs_median=median, epochs_q25=_quantile(valid, 0.25),
-                         epochs_q75=_quantile(valid, 0.75),
-                         censored=bool(valid.size == 0 or not np.isfinite(median)),
+                         epochs_median=s.median, epochs_q25=s.q25, epochs_q75=s.q75,
+                         censored=s.censored, straddles=s.straddles,
                          max_epochs=int(group["max_epochs"].max()),
-                         epoch_time_s=float(pd.to_numeric(group["epoch_time_median_s"],
-                                                          errors="coerce").median())))
+                         epoch_time_s=cell_epoch_time(group)))
     return pd.DataFrame(rows)
-
-
-def median_epochs(epochs_to: Iterable[int | None]) -> float:
-    """Median over runs of the epochs to a threshold (the lower middle value for an even count,
-    as in cell_summary), None (not reached) counting as +inf; NaN for no runs."""
-    values = np.array([np.inf if e is None else e for e in epochs_to], dtype=float)
-    return _quantile(values, 0.5)
 
 
 def load_results(run_dirs, threshold: float, what: str = "results") -> pd.DataFrame:

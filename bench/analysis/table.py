@@ -2,8 +2,9 @@
 
 Rows are model x optimizer (plus data/backend/device/dtype when a directory mixes several),
 columns are k. An epochs cell reads ``3100 [2800-3400]``: the median over seeds and the 25th-75th
-percentiles; ``>50000`` when the median run did not reach the threshold within the 50,000-epoch
-cap (censored), ``diverged`` when most runs diverged, ``error`` when every run errored,
+percentiles; ``>50000`` when half or more of the runs did not reach the threshold within the 50,000-epoch
+cap (censored; ``>50000 (half reached)`` when exactly half did, an even count whose middle
+pair straddles the cap), ``diverged`` when most runs diverged, ``error`` when every run errored,
 ``fails`` when stop_on_failure skipped it after a smaller k of the curve failed (as the paper
 does), ``-`` when it has not run (yet).
 
@@ -99,14 +100,18 @@ def _in_sweep_order(cells: pd.DataFrame, config: dict) -> pd.DataFrame:
 
 
 def epochs_text(row) -> str:
-    """``3100 [2800-3400]``, ``>50000``, ``diverged``, ``error`` or ``fails``."""
+    """``3100 [2800-3400]``, ``>50000``, ``>50000 (half reached)``, ``diverged``, ``error``
+    or ``fails``."""
     if row.skipped:
         return SKIPPED
     valid = row.runs - row.errors
     if valid == 0:
         return "error"
     if row.censored:
-        return "diverged" if row.diverged * 2 > valid else f">{row.max_epochs:.0f}"
+        if row.diverged * 2 > valid:
+            return "diverged"
+        return f">{row.max_epochs:.0f}" + (" (half reached)" if getattr(row, "straddles", False)
+                                           else "")
     text = _epochs(row.epochs_median, row.max_epochs)
     if valid > 1:
         text += f" [{_epochs(row.epochs_q25, row.max_epochs)}-" \
@@ -141,10 +146,11 @@ def render(table: FigureTable, fmt: str = "text") -> str:
     config = table.manifest["config"]
     seeds = len(config["seeds"])
     legend = (f"epochs to d_align <= {table.threshold}: median [25th-75th percentile] over "
-              f"{seeds} seed{'s' * (seeds > 1)}; >N: not reached within N epochs; fails: "
+              f"{seeds} seed{'s' * (seeds > 1)}, midpoint rule; >N: half or more did not reach "
+              f"within N epochs (half reached: exactly half did); fails: "
               f"skipped after a smaller k failed; {NOT_RUN}: not run")
-    timing = ("per-epoch time, ms (median over seeds; one epoch of the whole batch of seeds, "
-              "warm-up excluded)")
+    timing = ("per-epoch time, ms (one epoch of the whole batch of seeds: median over its "
+              "timing blocks, warm-up excluded)")
     parts = [_title(table), legend, grid(table.pivot("epochs_text")), "", timing,
              grid(table.pivot("time_text"))]
     if fmt == "markdown":
@@ -187,8 +193,8 @@ def _markdown(wide: pd.DataFrame) -> str:
 
 
 TIDY = ["model", "optimizer", "k", "data_id", "backend", "device", "dtype", "runs", "reached",
-        "errors", "diverged", "skipped", "censored", "epochs_median", "epochs_q25", "epochs_q75",
-        "max_epochs", "epoch_time_s", "epochs_text"]
+        "errors", "diverged", "skipped", "censored", "straddles", "epochs_median", "epochs_q25",
+        "epochs_q75", "max_epochs", "epoch_time_s", "epochs_text"]
 
 
 def _tidy(table: FigureTable, fmt: str) -> str:
