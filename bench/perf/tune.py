@@ -1,9 +1,14 @@
 """Learning-rate tuning in one batch: every rate of a log-spaced grid times every seed is one
 stacked run of the same (model, optimizer, k), so a whole grid costs one batched training.
 
-The chosen rate reaches the headline threshold in the fewest epochs (median over seeds; diverged
-runs excluded, a rate whose median is censored loses to any that reaches). Where no rate
-reaches it, the rate with the lowest median final d_align is kept and marked unreached.
+A rate is scored by the median over its seeds of the epochs to the headline threshold
+(``stats.median_epochs``: the midpoint rule, a run that did not reach counting as +inf, the
+median censored when half or more did not reach), the numbers ``show`` would print for it.
+Divergence is failure: a rate where any seed diverged is not eligible (``allow_divergence``
+lets it compete, its diverged seeds counting as not reached). Among the eligible rates the
+chosen one reaches in the fewest median epochs; where none reaches, the one with the lowest
+median final d_align is kept and marked unreached. The runner-up is reported, and a choice at
+either end of the grid is flagged: the best rate may lie outside it.
 """
 from __future__ import annotations
 
@@ -14,6 +19,8 @@ import numpy as np
 
 from lae_core import Dataset, Schedule, run_batch
 
+from ..analysis.stats import median_epochs
+
 
 def log_grid(low: float, high: float, count: int) -> np.ndarray:
     """``count`` rates from ``low`` to ``high``, evenly spaced in log scale."""
@@ -23,8 +30,8 @@ def log_grid(low: float, high: float, count: int) -> np.ndarray:
 @dataclass
 class RateScore:
     lr: float
-    median_epochs: float       # inf where the median run did not reach the threshold
-    median_final_d_align: float
+    median_epochs: float       # inf where half or more of the seeds did not reach
+    median_final_d_align: float  # over the seeds that did not diverge (inf: none)
     diverged: int
     runs: int
 
@@ -37,31 +44,51 @@ class TuneResult:
     best_lr: float
     reached: bool
     scores: list[RateScore]
+    runner_up: float | None = None   # the second-best eligible rate
+    edge: str | None = None          # "lowest" / "highest": the choice is at a grid edge
+    eligible: bool = True            # False: every rate diverged somewhere (best_lr: smallest)
 
 
 def score_rate(lr: float, runs: list, threshold: float) -> RateScore:
-    """Median epochs to ``threshold`` over the runs that did not diverge."""
-    kept = [r for r in runs if r.status != "diverged"]
-    epochs = [np.inf if r.epochs_to[threshold] is None else r.epochs_to[threshold] for r in kept]
-    finals = [r.final["d_align"] for r in kept]
-    return RateScore(float(lr), float(np.median(epochs)) if kept else np.inf,
-                     float(np.median(finals)) if kept else np.inf,
-                     len(runs) - len(kept), len(runs))
+    """Median epochs to ``threshold`` over all the seeds (diverged ones never reach)."""
+    epochs = [None if r.status == "diverged" else r.epochs_to[threshold] for r in runs]
+    finals = [r.final["d_align"] for r in runs if r.status != "diverged"]
+    return RateScore(float(lr), median_epochs(epochs),
+                     float(np.median(finals)) if finals else np.inf,
+                     sum(r.status == "diverged" for r in runs), len(runs))
 
 
-def best_rate(scores: Sequence[RateScore]) -> tuple[float, bool]:
-    """(rate, reached): fewest median epochs; ties and unreached cells go to the lowest final
-    d_align, then to the smaller (safer) rate."""
-    usable = [s for s in scores if s.diverged < s.runs]
-    if not usable:
+def ranked_rates(scores: Sequence[RateScore], allow_divergence: bool = False
+                 ) -> list[RateScore]:
+    """The eligible rates, best first: fewest median epochs, then lowest final d_align, then
+    the smaller (safer) rate. Eligible: no seed diverged (any seed short of all with
+    ``allow_divergence``)."""
+    usable = [s for s in scores
+              if (s.diverged < s.runs if allow_divergence else s.diverged == 0)]
+    return sorted(usable, key=lambda s: (s.median_epochs, s.median_final_d_align, s.lr))
+
+
+def best_rate(scores: Sequence[RateScore], allow_divergence: bool = False
+              ) -> tuple[float, bool]:
+    """(rate, reached) of the best eligible rate; (smallest rate, False) when none is."""
+    ranked = ranked_rates(scores, allow_divergence)
+    if not ranked:
         return min(s.lr for s in scores), False
-    best = min(usable, key=lambda s: (s.median_epochs, s.median_final_d_align, s.lr))
-    return best.lr, bool(np.isfinite(best.median_epochs))
+    return ranked[0].lr, bool(np.isfinite(ranked[0].median_epochs))
+
+
+def grid_edge(lr: float, grid: Sequence[float]) -> str | None:
+    """"lowest" or "highest" when ``lr`` is an end of ``grid`` (the optimum may lie beyond)."""
+    if lr == min(grid):
+        return "lowest"
+    if lr == max(grid):
+        return "highest"
+    return None
 
 
 def tune_cell(dataset: Dataset, model: str, optimizer: str, k: int, grid: Sequence[float],
               seeds: Sequence[int], *, schedule: Schedule, threshold: float = 0.3,
-              **run_kwargs: Any) -> TuneResult:
+              allow_divergence: bool = False, **run_kwargs: Any) -> TuneResult:
     """Train every (rate, seed) pair as one batch and pick the best rate."""
     lrs = [lr for lr in grid for _ in seeds]
     batch = run_batch(dataset, model, optimizer, k, lrs, [s for _ in grid for s in seeds],
@@ -69,5 +96,32 @@ def tune_cell(dataset: Dataset, model: str, optimizer: str, k: int, grid: Sequen
     per_rate = len(seeds)
     scores = [score_rate(lr, batch.runs[i * per_rate:(i + 1) * per_rate], threshold)
               for i, lr in enumerate(grid)]
-    lr, reached = best_rate(scores)
-    return TuneResult(model, optimizer, k, lr, reached, scores)
+    ranked = ranked_rates(scores, allow_divergence)
+    lr, reached = best_rate(scores, allow_divergence)
+    return TuneResult(model, optimizer, k, lr, reached, scores,
+                      runner_up=ranked[1].lr if len(ranked) > 1 else None,
+                      edge=grid_edge(lr, [float(g) for g in grid]) if ranked else None,
+                      eligible=bool(ranked))
+
+
+def describe(result: TuneResult, threshold: float) -> str:
+    """One line per cell: the rate, its median, the runner-up and any warning."""
+    by_lr = {s.lr: s for s in result.scores}
+    best = by_lr[result.best_lr]
+    head = f"{result.model:16} {result.optimizer:13} k={result.k:<4d} lr={result.best_lr:.3g} "
+    if not result.eligible:
+        return head + "NO USABLE RATE: every rate of the grid diverged on some seed " \
+                      "(lower the grid, or pass --allow-divergence)"
+    text = head + (f"median {best.median_epochs:.0f} epochs to {threshold}" if result.reached
+                   else f"not reached (median final d_align {best.median_final_d_align:.3f})")
+    if best.diverged:
+        text += f", {best.diverged} of {best.runs} seeds diverged (--allow-divergence)"
+    if result.runner_up is not None:
+        second = by_lr[result.runner_up]
+        text += (f"; runner-up lr={second.lr:.3g} "
+                 + (f"({second.median_epochs:.0f} epochs)" if np.isfinite(second.median_epochs)
+                    else "(not reached)"))
+    if result.edge:
+        text += (f"; WARNING: the {result.edge} rate of the grid, the best may lie beyond it "
+                 "(widen --grid)")
+    return text
