@@ -16,10 +16,11 @@ import numpy as np
 from . import backend as be
 from .data import Dataset
 from .hyper import device_hyperparameters, preset_hyperparameters, validate_hyperparameters
-from .metrics import all_metrics, d_align
 from .objectives import draw_cutoffs, get_objective
 from .operators import into_basis, make_operator, out_of_basis
-from .optim import ROTATION_EQUIVARIANT, get_optimizer, select_runs
+from .optim import ROTATION_EQUIVARIANT, get_optimizer
+from .packed import PackedStep, packed_unsupported
+from .step import STEPS, ReferenceStep
 
 INIT_SCALE = 1e-4
 
@@ -69,6 +70,7 @@ class BatchResult:
     hyperparameters: dict[str, Any]
     runs: list[RunResult]
     wall_time: float
+    step: str = "reference"   # which training step ran (lae_core.step)
 
 
 def choose_formulation(model: str, optimizer: str, requested: str = "auto") -> str:
@@ -109,12 +111,14 @@ def run_batch(dataset: Dataset, model: str, optimizer: str, k: int,
               schedule: Schedule = Schedule(), hyperparameters: dict | None = None,
               dtype: str = "float64", backend: Any = "auto", formulation: str = "auto",
               initial: tuple[np.ndarray, np.ndarray] | None = None,
-              init_scale: float = INIT_SCALE,
+              init_scale: float = INIT_SCALE, step: str = "auto",
               on_eval: Callable[[int, np.ndarray], None] | None = None) -> BatchResult:
     """Train len(seeds) runs of one (model, optimizer, k) as one batch.
 
     lrs, seeds: one per run. initial: optional host (W1 (r, k, m), W2 (r, m, k)) replacing the
-    seeded draw. on_eval(epoch, d_align of the runs still active) is called at every evaluation.
+    seeded draw. step: 'auto' (the packed step where it supports the model, formulation and
+    namespace, else the reference step), 'reference' or 'packed' (see ``lae_core.step``).
+    on_eval(epoch, d_align of the runs still active) is called at every evaluation.
     """
     objective = get_objective(model)
     if not 1 <= k <= dataset.m:
@@ -132,93 +136,94 @@ def run_batch(dataset: Dataset, model: str, optimizer: str, k: int,
         pairs = [initial_weights(s, k, dataset.m, init_scale) for s in seeds]
         initial = (np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs]))
     W1, W2 = into_basis(form, dataset, *initial)
-    params = (W1, W2) + (objective.extra_params(k, len(seeds)) if objective.extra_params else ())
-    loop = _Loop(xp, op, objective, get_optimizer(optimizer), device_hyperparameters(xp, hp_host, dt),
-                 hp_host, schedule, dt, [seed_streams(s)[1] for s in seeds], on_eval)
+    host_params = (W1, W2) + (objective.extra_params(k, len(seeds)) if objective.extra_params
+                              else ())
+    lr_host = np.asarray(lrs, dtype=np.float64)
+    the_step = make_step(step, op, objective, get_optimizer(optimizer),
+                         device_hyperparameters(xp, hp_host, dt),
+                         tuple(be.to_device(xp, p, dt) for p in host_params),
+                         be.to_device(xp, lr_host, dt), be.flush_floor(xp, dt))
+    loop = _Loop(the_step, schedule, objective.stochastic,
+                 [seed_streams(s)[1] for s in seeds], dataset.n, hp_host.get("keep_probs"),
+                 on_eval, be.Stopwatch(xp))
     t0 = time.perf_counter()
-    runs = loop.run(tuple(be.to_device(xp, p, dt) for p in params),
-                    np.asarray(lrs, dtype=np.float64), list(seeds))
+    runs = loop.run(lr_host, list(seeds))
     wall = time.perf_counter() - t0
     with be.quiet_float_errors():  # a diverged run's weights are NaN: no warning for that
         for run in runs:
             run.params = out_of_basis(form, dataset, *run.params[:2]) + run.params[2:]
-    return BatchResult(model, optimizer, k, form, be.backend_name(xp), dtype, hp_host, runs, wall)
+    return BatchResult(model, optimizer, k, form, be.backend_name(xp), dtype, hp_host, runs, wall,
+                       the_step.name)
+
+
+def make_step(kind: str, op, objective, optimizer, hp: dict, params: tuple, lr: Any,
+              floor: float):
+    """The training step for ``kind`` ('auto', 'reference' or 'packed'); see ``step``."""
+    if kind not in STEPS:
+        raise ConfigurationError(f"step: {kind!r} is not one of {', '.join(STEPS)}")
+    args = (op, objective, optimizer, hp, params, lr, floor)
+    if kind == "reference":
+        return ReferenceStep(*args)
+    reason = packed_unsupported(op, objective, optimizer)
+    if reason is None:
+        return PackedStep(*args)
+    if kind == "packed":
+        raise ConfigurationError(f"step: 'packed' cannot run {reason}")
+    return ReferenceStep(*args)
 
 
 class _Loop:
-    """The state of one batch while it trains; ``run`` drives it to the end."""
+    """Drives a step through evaluation blocks until every run is finished."""
 
-    def __init__(self, xp, op, objective, optimizer, hp, hp_host, schedule, dtype, rngs, on_eval):
-        self.xp, self.op, self.objective, self.optimizer = xp, op, objective, optimizer
-        self.hp, self.hp_host, self.schedule, self.dtype = hp, hp_host, schedule, dtype
-        self.rngs, self.on_eval = rngs, on_eval
-        # Weights below the floor (be.flush_floor) are flushed every epoch: a flushed
-        # coordinate is refilled by its coupling to the others with values far below the floor,
-        # whose products are subnormal within the epoch. The optimizer state is flushed at each
-        # evaluation (momenta at the same floor, squared-gradient averages at its square).
-        self.floor = be.flush_floor(xp, dtype)
+    def __init__(self, step, schedule: Schedule, stochastic: bool, rngs, n_samples: int,
+                 keep_probs, on_eval, watch: be.Stopwatch):
+        self.step, self.schedule, self.stochastic = step, schedule, stochastic
+        self.rngs, self.n_samples, self.keep_probs = rngs, n_samples, keep_probs
+        self.on_eval, self.watch = on_eval, watch
         self.stop_at = min(schedule.thresholds) if schedule.thresholds else None
 
-    def run(self, params: tuple, lrs: np.ndarray, seeds: list[int]) -> list[RunResult]:
-        xp, schedule = self.xp, self.schedule
+    def run(self, lrs: np.ndarray, seeds: list[int]) -> list[RunResult]:
+        schedule, step = self.schedule, self.step
         results = [RunResult(seed, float(lr), epochs_to={t: None for t in schedule.thresholds})
                    for seed, lr in zip(seeds, lrs)]
         active = np.arange(len(seeds))
-        lr = be.to_device(xp, lrs, self.dtype)
-        state = self.optimizer.init(params)
-        watch = be.Stopwatch(xp)
         epoch = 0
         with be.quiet_float_errors():
-            done = self._evaluate(params, results, active, epoch)
+            done = self._evaluate(results, active, epoch)
             while True:
-                params, state, lr, active = self._retire(done, params, state, lr, active,
-                                                         results, epoch)
+                active = self._retire(done, active, results)
                 if active.size == 0 or epoch >= schedule.max_epochs:
                     break
                 steps = min(schedule.eval_every, schedule.max_epochs - epoch)
-                noise = self._draw_noise(active, steps)
-                watch.start()
-                for t in range(steps):
-                    grads = self.objective.grads(self.op, params, self.hp,
-                                                 None if noise is None else noise[t, ...])
-                    params, state = self.optimizer.update(grads, state, params, lr)
-                    params = self._flush(params, self.floor)
-                per_epoch = watch.stop() / steps
+                cutoffs = self._draw_cutoffs(active, steps)
+                self.watch.start()
+                step.run(steps, cutoffs)
+                per_epoch = self.watch.stop() / steps
                 epoch += steps
                 for i in active:
                     results[i].epoch_times.append(per_epoch)
                     results[i].batch_sizes.append(int(active.size))
-                state = self._flush_state(state)
-                done = self._evaluate(params, results, active, epoch)
+                done = self._evaluate(results, active, epoch)
                 if epoch >= schedule.max_epochs:
                     done[:] = True
         return results
 
-    def _draw_noise(self, active: np.ndarray, steps: int):
-        if not self.objective.stochastic:
+    def _draw_cutoffs(self, active: np.ndarray, steps: int) -> np.ndarray | None:
+        if not self.stochastic:
             return None
-        cutoffs = draw_cutoffs([self.rngs[i] for i in active], steps, self.op.n,
-                               self.hp_host["keep_probs"])
-        return be.to_device(self.xp, cutoffs)  # one transfer per evaluation block
+        return draw_cutoffs([self.rngs[i] for i in active], steps, self.n_samples,
+                            self.keep_probs)
 
-    def _evaluate(self, params, results, active, epoch) -> np.ndarray:
-        """d_align and finiteness of the active runs (one small transfer); returns 'finished'."""
-        xp = self.xp
-        finite = None
-        for p in params:
-            ok = xp.all(xp.isfinite(p), axis=tuple(range(1, p.ndim))) if p.ndim > 1 \
-                else xp.isfinite(p)
-            finite = ok if finite is None else xp.logical_and(finite, ok)
-        packed = be.to_host(xp.stack([d_align(self.op, params[1]),
-                                      xp.astype(finite, params[1].dtype)]))
-        align, finite_host = packed[0].astype(np.float64), packed[1] > 0
+    def _evaluate(self, results, active, epoch) -> np.ndarray:
+        """Record d_align and finiteness of the active runs; returns 'finished' per run."""
+        align, finite = self.step.evaluate()
         if self.schedule.history:
-            self._record_history(params, results, active, epoch)
-        done = ~finite_host
+            self._record_history(results, active, epoch)
+        done = ~finite
         for j, i in enumerate(active):
             run = results[i]
             run.epochs = epoch
-            if not finite_host[j]:
+            if not finite[j]:
                 run.status = "diverged"
                 continue
             for t in run.epochs_to:
@@ -230,23 +235,20 @@ class _Loop:
             self.on_eval(epoch, align)
         return done
 
-    def _record_history(self, params, results, active, epoch) -> None:
-        metrics = {name: be.to_host(v) for name, v in
-                   all_metrics(self.op, self.objective, params, self.hp).items()}
+    def _record_history(self, results, active, epoch) -> None:
+        metrics = self.step.metrics()
         for j, i in enumerate(active):
             hist = results[i].history = results[i].history or {"epoch": []}
             hist["epoch"].append(epoch)
             for name, values in metrics.items():
                 hist.setdefault(name, []).append(float(values[j]))
 
-    def _retire(self, done, params, state, lr, active, results, epoch):
-        """Store the finished runs' final metrics and weights, and drop them from the batch."""
+    def _retire(self, done: np.ndarray, active: np.ndarray, results) -> np.ndarray:
+        """Store the finished runs' final metrics and weights, and drop them from the step."""
         if not done.any():
-            return params, state, lr, active
-        xp = self.xp
-        final = {name: be.to_host(v) for name, v in
-                 all_metrics(self.op, self.objective, params, self.hp).items()}
-        host = [be.to_host(p) for p in params]
+            return active
+        final = self.step.metrics()
+        host = self.step.host_params()
         for j in np.flatnonzero(done):
             run = results[active[j]]
             run.final = {name: float(v[j]) for name, v in final.items()}
@@ -254,15 +256,6 @@ class _Loop:
             if run.history is not None:
                 run.history = {name: np.asarray(v) for name, v in run.history.items()}
         keep = np.flatnonzero(~done)
-        idx = be.to_device(xp, keep)
-        params = tuple(xp.take(p, idx, axis=0) for p in params)
-        return (params, select_runs(xp, state, idx), xp.take(lr, idx, axis=0), active[keep])
-
-    def _flush(self, arrays: tuple, floor: float) -> tuple:
-        return tuple(be.flush(self.xp, a, floor) for a in arrays)
-
-    def _flush_state(self, state):
-        squared = self.optimizer.squared_state
-        return type(state)(**{
-            name: self._flush(f, self.floor ** 2 if name in squared else self.floor)
-            if isinstance(f, tuple) else f for name, f in state._asdict().items()})
+        if keep.size:
+            self.step.retire(keep)
+        return active[keep]

@@ -1,0 +1,287 @@
+"""The packed step: persistent buffers, a few matrix products, one fused pass per epoch.
+
+The encoder and the transposed decoder of all runs live in ONE buffer W (r, 2k, m):
+W[:, :k] = W1, W[:, k:] = W2^T. Every model but stochastic nested dropout then has gradients
+
+    g1  = K1 P   + a1 o CW2^T + b1 o W1 (+ L1 W1, RAG only)
+    g2T = K2 W2T + a2 o P     + b2 o W2T
+
+with P = W1 C, CW2^T = W2^T C (the two halves of Q = W C, one product), k x k matrices K1, K2
+(and L1) formed from S = W1 C W1^T and G = W2^T W2, and per-row coefficients a, b (r, 2k) that
+scale rows (``o``). An epoch is then: Q (one product, or one row scaling in the eigenbasis),
+S and G (two products), the model's k x k coefficients, K1 P and K2 W2T (two products), and ONE
+fused pass (``kernels``) that forms g, applies the optimizer, flushes W and, in the eigenbasis,
+writes the next Q. Nothing is allocated per epoch; the matrix products write into buffers.
+
+Shapes: r runs, k latent, m input. Parameters are in the operator's basis.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import array_api_compat
+import numpy as np
+
+from . import backend as be
+from .metrics import all_metrics, d_align
+from .optim import AdamState, MomentumState
+from .step import finite_runs, pack_evaluation
+from . import kernels
+
+PACKED_MODELS = ("uniform_sum", "non_uniform_sum", "rotation", "nd_exp", "vae")
+PACKED_FORMS = ("spectral", "covariance")
+PACKED_OPTIMIZERS = ("gd", "sgd_nesterov", "adam")
+
+
+def packed_unsupported(op, objective, optimizer) -> str | None:
+    """Why the packed step cannot run this combination (None: it can)."""
+    if objective.name not in PACKED_MODELS:
+        return f"model {objective.name} (packed: {', '.join(PACKED_MODELS)})"
+    if op.form not in PACKED_FORMS:
+        return f"formulation {op.form} (packed: {', '.join(PACKED_FORMS)})"
+    if optimizer.name not in PACKED_OPTIMIZERS:
+        return f"optimizer {optimizer.name}"
+    if not (array_api_compat.is_numpy_namespace(op.xp)
+            or array_api_compat.is_cupy_namespace(op.xp)):
+        return f"namespace {be.backend_name(op.xp)} (packed: numpy, cupy)"
+    return None
+
+
+def raw_module(xp: Any) -> Any:
+    """numpy or cupy itself: the packed step needs ``out=`` arguments, not in the array API."""
+    if array_api_compat.is_cupy_namespace(xp):
+        import cupy
+        return cupy
+    return np
+
+
+class PackedStep:
+    """A batch of runs in persistent packed buffers (see the module docstring)."""
+
+    name = "packed"
+
+    def __init__(self, op, objective, optimizer, hp: dict, params: tuple, lr: Any,
+                 floor: float):
+        self.op, self.objective, self.optimizer, self.hp = op, objective, optimizer, hp
+        self.np = raw_module(op.xp)
+        self.kern = kernels.for_module(self.np)
+        self.floor = floor
+        self.rule = RULES[objective.name]
+        W1, W2 = params[0], params[1]
+        self.k = W1.shape[-2]
+        self.W = self.np.ascontiguousarray(self.np.concatenate((W1, W2.mT), axis=1))
+        self.lr = lr
+        self.state = tuple(self.np.zeros_like(self.W) for _ in _state_names(optimizer.name))
+        self.count = 0                                  # Adam's step count t
+        # the VAE's log-variances and log noise: tiny, updated by the reference optimizer
+        self.extra = tuple(params[2:])
+        self.extra_state = optimizer.init(self.extra) if self.extra else None
+        self._allocate()
+
+    # --- buffers ----------------------------------------------------------------------------
+
+    def _allocate(self) -> None:
+        xp, (r, k2, m), dt = self.np, self.W.shape, self.W.dtype
+        k = k2 // 2
+        self.Q = xp.empty_like(self.W)
+        self.Qn = xp.empty_like(self.W) if self.op.form == "spectral" else self.Q
+        self.prod1, self.prod2 = xp.empty((r, k, m), dt), xp.empty((r, k, m), dt)
+        self.E = xp.empty((r, k, m), dt) if self.rule.rotation else self.prod1[:, :0]
+        self.S, self.G = xp.empty((r, k, k), dt), xp.empty((r, k, k), dt)
+        self.K1, self.K2 = xp.empty((r, k, k), dt), xp.empty((r, k, k), dt)
+        self.a, self.b = xp.empty((r, k2), dt), xp.empty((r, k2), dt)
+        if self.op.form == "spectral":
+            xp.multiply(self.W, self.op.c, out=self.Q)
+        self.rule.fill_rows(self)
+
+    def retire(self, keep: np.ndarray) -> None:
+        idx = be.to_device(self.np, keep)
+        take = lambda a: self.np.ascontiguousarray(a[idx])   # noqa: E731
+        self.W, self.lr = take(self.W), take(self.lr)
+        self.state = tuple(map(take, self.state))
+        if self.extra:
+            from .optim import select_runs
+            self.extra = tuple(map(take, self.extra))
+            self.extra_state = select_runs(self.op.xp, self.extra_state, idx)
+        self._allocate()
+
+    # --- views in the reference layout --------------------------------------------------------
+
+    def params(self) -> tuple:
+        """(W1 (r, k, m), W2 (r, m, k)[, v, s]) as views of the packed buffer."""
+        return (self.W[:, : self.k], self.W[:, self.k:].mT) + self.extra
+
+    def host_params(self) -> tuple[np.ndarray, ...]:
+        return tuple(be.to_host(self.np.ascontiguousarray(p)) for p in self.params())
+
+    def evaluate(self) -> tuple[np.ndarray, np.ndarray]:
+        return pack_evaluation(self.op.xp, d_align(self.op, self.params()[1]),
+                               finite_runs(self.op.xp, (self.W,) + self.extra))
+
+    def metrics(self) -> dict[str, np.ndarray]:
+        return {name: be.to_host(v) for name, v in
+                all_metrics(self.op, self.objective, self.params(), self.hp).items()}
+
+    # --- the epoch ---------------------------------------------------------------------------
+
+    def run(self, steps: int, cutoffs: np.ndarray | None = None) -> None:
+        for _ in range(steps):
+            self._epoch()
+        self._flush_state()
+
+    def _epoch(self) -> None:
+        xp, k, W = self.np, self.k, self.W
+        W1, W2T, P = W[:, :k], W[:, k:], self.Q[:, :k]
+        if self.op.form == "covariance":
+            r, k2, m = W.shape
+            xp.matmul(W.reshape(r * k2, m), self.op.C, out=self.Q.reshape(r * k2, m))
+        xp.matmul(P, W1.mT, out=self.S)
+        xp.matmul(W2T, W2T.mT, out=self.G)
+        self.kern.flush(self.S, self.floor)
+        self.kern.flush(self.G, self.floor)
+        self.rule.coefficients(self)
+        xp.matmul(self.K1, P, out=self.prod1)
+        xp.matmul(self.K2, W2T, out=self.prod2)
+        if self.rule.rotation:
+            xp.matmul(self.L1, W1, out=self.E)
+        self._apply()
+        if self.op.form == "spectral":
+            self.Q, self.Qn = self.Qn, self.Q
+
+    def _apply(self) -> None:
+        """The fused pass: gradient tail, optimizer update, flush, next Q (eigenbasis)."""
+        name = self.optimizer.name
+        scalars: tuple = ()
+        if name == "adam":
+            self.count += 1
+            t = self.count
+            scalars = (1 - 0.9 ** t, math.sqrt(1 - 0.999 ** t))
+        spectral = self.op.form == "spectral"
+        extra_grads = self.rule.extra_grads(self) if self.extra else None  # before W moves
+        self.kern.tail(name, self.W, self.Q, self.prod1, self.prod2, self.E, self.a, self.b,
+                       self.rule.scales(self), self.lr, self.state, scalars, self.floor,
+                       self.op.c if spectral else None, self.Qn if spectral else None)
+        if self.extra:
+            self.extra, self.extra_state = self.optimizer.update(extra_grads, self.extra_state,
+                                                                 self.extra, self.lr)
+            self.extra = tuple(be.flush(self.op.xp, p, self.floor) for p in self.extra)
+
+    def _flush_state(self) -> None:
+        floors = [self.floor ** 2 if name == "nu" else self.floor
+                  for name in _state_names(self.optimizer.name)]
+        for buf, floor in zip(self.state, floors):
+            self.kern.flush(buf, floor)
+        if self.extra_state is not None:
+            squared = self.optimizer.squared_state
+            self.extra_state = type(self.extra_state)(**{
+                name: tuple(be.flush(self.op.xp, a, self.floor ** 2 if name in squared
+                                     else self.floor) for a in f)
+                if isinstance(f, tuple) else f
+                for name, f in self.extra_state._asdict().items()})
+
+
+def _state_names(optimizer: str) -> tuple[str, ...]:
+    """The packed optimizer buffers, each shaped like W."""
+    return {"gd": (), "sgd_nesterov": MomentumState._fields,
+            "adam": AdamState._fields[1:]}[optimizer]
+
+
+# --- per-model coefficients ---------------------------------------------------------------------
+
+class L2Rule:
+    """uniform_sum and non_uniform_sum: K1 = 2G, K2 = 2S^T, a = -2, b = 2 lam."""
+
+    rotation = False
+
+    def scales(self, step) -> tuple | None:
+        """(s, d) of the fused pass (``kernels``): only the VAE rescales its gradient."""
+        return None
+
+    def fill_rows(self, step) -> None:
+        xp, k = step.np, step.k
+        step.a[...] = -2
+        lam2 = step.hp["lam2"]
+        step.b[...] = xp.concatenate((lam2, lam2)) if hasattr(lam2, "shape") else lam2
+
+    def coefficients(self, step) -> None:
+        xp = step.np
+        xp.multiply(step.G, 2, out=step.K1)
+        xp.multiply(step.S.mT, 2, out=step.K2)
+
+
+class RotationRule(L2Rule):
+    """RAG: g1 = 2 (G P - CW2^T) - A W1, g2T = (2S + A)^T W2T - 2P; A = skew(triu(S, 1))."""
+
+    rotation = True
+
+    def fill_rows(self, step) -> None:
+        step.a[...] = -2
+        step.b[...] = 0
+
+    def coefficients(self, step) -> None:
+        xp = step.np
+        T = xp.triu(step.S, 1)
+        A = T - T.mT
+        A /= 2
+        xp.multiply(step.G, 2, out=step.K1)
+        step.L1 = -A
+        xp.add(2 * step.S, A, out=step.K2)
+        step.K2[...] = step.K2.mT.copy()
+
+
+class NdExpRule(L2Rule):
+    """Nested dropout in expectation: K1 = G o 2M, K2 = (S o 2M)^T, a = -2p, b = 0."""
+
+    def fill_rows(self, step) -> None:
+        p2 = step.hp["keep_probs2"]
+        step.a[...] = -step.np.concatenate((p2, p2))
+        step.b[...] = 0
+
+    def coefficients(self, step) -> None:
+        xp, M2 = step.np, step.hp["keep_matrix2"]
+        xp.multiply(step.G, M2, out=step.K1)
+        xp.multiply(step.S.mT, M2.mT, out=step.K2)
+
+
+class VaeRule(L2Rule):
+    """Linear VAE, in the reference's order (``objectives.vae_grads``):
+    g1 = (G P - CW2^T) / sigma^2 + P, g2T = (S^T W2T - P + e^v o W2T) / sigma^2: K1 = G,
+    K2 = S^T, a = -1, b = (0, e^v), s = 1 / sigma^2, d = (1, 0); v and s (the log noise) get
+    the NELBO's gradients from ``extra_grads``."""
+
+    def fill_rows(self, step) -> None:
+        step.a[...] = -1
+        step.d = step.np.zeros_like(step.a)
+        step.d[:, : step.k] = 1
+        step.s = step.np.empty_like(step.a)
+
+    def coefficients(self, step) -> None:
+        xp, k = step.np, step.k
+        v, s = step.extra
+        step.K1[...] = step.G
+        step.K2[...] = step.S.mT
+        step.b[:, :k] = 0
+        xp.exp(v, out=step.b[:, k:])
+        step.s[...] = (1 / xp.exp(s))[:, None]
+
+    def scales(self, step) -> tuple:
+        return step.s, step.d
+
+    def extra_grads(self, step) -> tuple:
+        """dv = (e^v - 1)/2 + diag(G) e^v / (2 sigma^2), ds = m/2 - T / (2 sigma^2)."""
+        xp, k, op = step.np, step.k, step.op
+        v, s = step.extra
+        ev, sig2 = xp.exp(v), xp.exp(s)
+        diag_G = xp.diagonal(step.G, axis1=-2, axis2=-1)
+        W2T, P = step.W[:, k:], step.Q[:, :k]
+        recon = (op.trace - 2 * xp.sum(W2T * P, axis=(-2, -1))
+                 + xp.sum(step.S * step.G, axis=(-2, -1)))
+        T = xp.sum(ev * diag_G, axis=-1) + recon
+        gv = (ev - 1) / 2 + diag_G * ev / (2 * sig2[:, None])
+        gs = step.W.shape[-1] / 2 - T / (2 * sig2)
+        return gv, gs
+
+
+RULES = {"uniform_sum": L2Rule(), "non_uniform_sum": L2Rule(), "rotation": RotationRule(),
+         "nd_exp": NdExpRule(), "vae": VaeRule()}
