@@ -430,7 +430,7 @@ def with_histories(frame: pd.DataFrame, needs: Sequence[str]) -> pd.DataFrame:
     """Rows whose history file holds every array in ``needs``; the history in column
     ``history`` (dict of arrays)."""
     rows = frame[frame["history_file"].notna()]
-    histories = [load_history(row["run_dir"], row) for _, row in rows.iterrows()]
+    histories = [load_history(row["run_dir"], row["history_file"]) for _, row in rows.iterrows()]
     keep = np.array([h is not None and all(n in h for n in needs) for h in histories], bool)
     return rows.assign(history=histories).loc[keep]
 

@@ -34,7 +34,7 @@ import yaml
 from lae_core import MODELS, OPTIMIZERS
 
 from ..errors import UsageError
-from .store import _write_atomic
+from .store import write_bytes_atomic
 
 EVERY_K = "*"     # how a rate for every k is written in files
 PAPER_K = (2, 5, 10, 20, 50, 100, 200, 300, 400, 500)
@@ -212,4 +212,4 @@ def save_table(table: LrTable, path: str | Path) -> None:
             by_opt[r["optimizer"]] = r["lr"] if r["k"] == EVERY_K else {
                 **by_opt.get(r["optimizer"], {}), r["k"]: r["lr"]}
         payload = yaml.safe_dump(nested, sort_keys=False)
-    _write_atomic(path, payload.encode())
+    write_bytes_atomic(path, payload.encode())

@@ -21,14 +21,15 @@ from typing import Any, Callable, TextIO
 import numpy as np
 from tqdm import tqdm
 
-from lae_core import (BatchResult, Dataset, Schedule, choose_formulation, from_samples,
-                      get_objective, mnist, run_batch, synthetic)
+from lae_core import BatchResult, Dataset, Schedule, choose_formulation, get_objective, run_batch
 from lae_core.backend import backend_name, get_namespace
 
 from . import env
 from .config import DataConfig, SweepConfig
 from ..errors import UsageError
 from ..analysis.stats import median_epochs
+from .dataset import data_recipe, load_dataset
+from .record import Record
 from .store import (MANIFEST, load_manifest, load_records, record_key, write_manifest,
                     write_record)
 
@@ -64,19 +65,6 @@ def curves(config: SweepConfig) -> list[list[Cell]]:
 def default_run_dir(config: SweepConfig, root: Path = RESULTS_ROOT) -> Path:
     """results/runs/<name>-<hash>: found again by the same command, so that it resumes."""
     return root / f"{config.name}-{config.hash}"
-
-
-def load_dataset(data: DataConfig, keep_samples: bool) -> Dataset:
-    """The sweep's dataset; the samples are kept only when a model needs them (nd)."""
-    if data.kind == "synthetic":
-        s = data.spectrum
-        return synthetic(data.m, data.n, seed=data.seed, kind=s.kind, high=s.high, low=s.low,
-                         alpha=s.alpha, values=None if s.values is None else list(s.values),
-                         keep_samples=keep_samples)
-    if data.kind == "mnist":
-        return mnist(data.path, keep_samples=keep_samples)
-    return from_samples(np.load(data.path, allow_pickle=False), name=f"npy-{Path(data.path).stem}",
-                        center=data.center, keep_samples=keep_samples)
 
 
 def utc_now() -> str:
@@ -183,16 +171,16 @@ class Progress:
 class Outcome:
     """What one invocation did: the records it wrote and the cells stop_on_failure skipped."""
 
-    written: list[dict] = field(default_factory=list)
+    written: list[Record] = field(default_factory=list)
     skipped: list[Cell] = field(default_factory=list)
     reused_runs: int = 0
 
     @property
     def errors(self) -> int:
-        return sum(r["status"] == "error" for r in self.written)
+        return sum(r.status == "error" for r in self.written)
 
     def summary(self) -> str:
-        counts = {s: sum(r["status"] == s for r in self.written)
+        counts = {s: sum(r.status == s for r in self.written)
                   for s in ("reached", "capped", "diverged", "error")}
         parts = [f"{n} {s}" for s, n in counts.items() if n]
         text = f"{len(self.written)} runs ({', '.join(parts) or 'none'})"
@@ -211,7 +199,7 @@ class Sweep:
         self.xp = get_namespace(config.backend)   # a missing GPU fails here, before any work
         self.facts = env.collect(self.xp)
         self.resuming = check_run_dir(self.run_dir, config)
-        self.stored = ({r["key"]: r for r in load_records(self.run_dir)} if self.resuming
+        self.stored = ({r.key: r for r in load_records(self.run_dir)} if self.resuming
                        else {})
 
     @cached_property
@@ -222,13 +210,15 @@ class Sweep:
 
     @cached_property
     def data_fields(self) -> dict[str, Any]:
-        """m, n and data_id of every record (the id hashes C: computed once)."""
-        return {"m": self.dataset.m, "n": self.dataset.n, "data_id": self.dataset.data_id}
+        """m, n, recipe and fingerprint of every record (the fingerprint hashes C: once)."""
+        return {"m": self.dataset.m, "n": self.dataset.n,
+                "data_id": data_recipe(self.config.data),
+                "data_fingerprint": self.dataset.fingerprint}
 
     def pending_seeds(self, cell: Cell) -> list[int]:
         """Seeds of ``cell`` without a finished record (an error record is retried)."""
         return [s for s in self.config.seeds
-                if self.stored.get(cell.key(s), {}).get("status", "error") == "error"]
+                if cell.key(s) not in self.stored or self.stored[cell.key(s)].status == "error"]
 
     def run(self, *, quiet: bool = False) -> Outcome:
         """Train every pending run, writing records as cells finish."""
@@ -260,12 +250,12 @@ class Sweep:
             if self.config.stop_on_failure and self._median_epochs(records) == np.inf:
                 failed_at = cell.k
 
-    def _median_epochs(self, records: list[dict]) -> float:
+    def _median_epochs(self, records: list[Record]) -> float:
         """Median epochs to the headline threshold over the runs that did not error."""
-        return median_epochs(r["epochs_to"][str(self.config.headline)] for r in records
-                             if r["status"] != "error")
+        return median_epochs(r.epochs_to[str(self.config.headline)] for r in records
+                             if r.status != "error")
 
-    def _run_cell(self, cell: Cell, outcome: Outcome, progress: Progress) -> list[dict]:
+    def _run_cell(self, cell: Cell, outcome: Outcome, progress: Progress) -> list[Record]:
         """Run the pending seeds of ``cell`` as one batch; return all its records."""
         seeds = self.pending_seeds(cell)
         finished = [self.stored[cell.key(s)] for s in self.config.seeds if s not in seeds]
@@ -309,10 +299,10 @@ class Sweep:
                          hyperparameters=self.config.hyperparameters.resolve(
                              cell.model, cell.k, self.dataset, self.config.data.kind))
 
-    def _describe(self, cell: Cell, records: list[dict], seconds: float) -> str:
-        statuses = [r["status"] for r in records]
+    def _describe(self, cell: Cell, records: list[Record], seconds: float) -> str:
+        statuses = [r.status for r in records]
         median = self._median_epochs(records)
-        result = ("error: " + records[0]["error"] if "error" in statuses
+        result = ("error: " + str(records[0].error) if "error" in statuses
                   else f"median {median:.0f} epochs to {self.config.headline}"
                   if np.isfinite(median)
                   else f"not reached within {self.config.max_epochs} epochs")
@@ -330,23 +320,23 @@ class Sweep:
                 "thresholds": list(config.thresholds), "max_epochs": config.max_epochs,
                 "eval_every": config.eval_every, "batch_size": runs}
 
-    def _run_record(self, cell: Cell, batch, run) -> dict[str, Any]:
-        return {**self._common(cell, run.seed, len(batch.runs)),
-                "formulation": batch.formulation, "hyperparameters": batch.hyperparameters,
-                "status": run.status, "error": None, "epochs": run.epochs,
-                "epochs_to": {str(t): e for t, e in run.epochs_to.items()},
-                "wall_time_s": batch.wall_time, "final": run.final,
-                **epoch_timing(run.epoch_times)}
+    def _run_record(self, cell: Cell, batch, run) -> Record:
+        return Record(**self._common(cell, run.seed, len(batch.runs)),
+                      formulation=batch.formulation, hyperparameters=batch.hyperparameters,
+                      status=run.status, error=None, epochs=run.epochs,
+                      epochs_to={str(t): e for t, e in run.epochs_to.items()},
+                      wall_time_s=batch.wall_time, final=run.final,
+                      **epoch_timing(run.epoch_times))
 
     def _error_record(self, cell: Cell, seed: int, runs: int, exc: Exception, elapsed: float
-                      ) -> dict[str, Any]:
+                      ) -> Record:
         formulation = choose_formulation(cell.model, cell.optimizer, self.config.formulation)
         message = " ".join(f"{type(exc).__name__}: {exc}".split())
-        return {**self._common(cell, seed, runs),
-                "formulation": formulation, "hyperparameters": {}, "status": "error",
-                "error": message, "epochs": 0,
-                "epochs_to": {str(t): None for t in self.config.thresholds},
-                "wall_time_s": elapsed, "final": {}, **epoch_timing([])}
+        return Record(**self._common(cell, seed, runs),
+                      formulation=formulation, hyperparameters={}, status="error",
+                      error=message, epochs=0,
+                      epochs_to={str(t): None for t in self.config.thresholds},
+                      wall_time_s=float(elapsed), final={}, **epoch_timing([]))
 
     # --- cost estimate --------------------------------------------------------------------------
 

@@ -1,17 +1,17 @@
-"""Run directories built record by record, without the sweep driver: the analysis tests'
-fixtures, and the published Figure 4 numbers (SPEC.md) as a realistic result set."""
+"""The analysis tests' fixtures: the published Figure 4 numbers (SPEC.md) as a realistic result
+set, histories and decoders; records and run directories come from ``tests.records``."""
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 
-from bench.sweep.store import record_key, write_manifest, write_record
+from lae_core import get_objective
 
-DATA_ID = "synthetic-linear-m1000-n5000-seed1234-0a1b2c3d4e"
-CPU = "Test CPU 2-core @ 2.0GHz"
-GPU = "Test GPU 80GB"
+from ..records import CPU, DATA_ID, GPU, cell_records, make_record, write_run
+
+__all__ = ["CPU", "DATA_ID", "GPU", "cell_records", "make_record", "write_run"]
+
 FIG4_KS = (2, 5, 10, 20, 50, 100, 200, 300, 400, 500)
 # SPEC.md, "Figure 4 as published": epochs to d_align 0.3 per k; None = fails (the curve stops).
 FIG4_PUBLISHED: dict[tuple[str, str], tuple[int | None, ...]] = {
@@ -27,60 +27,12 @@ FIG4_PUBLISHED: dict[tuple[str, str], tuple[int | None, ...]] = {
 }
 
 
-def make_record(*, model: str = "rotation", optimizer: str = "sgd_nesterov", k: int = 10,
-                m: int = 1000, lr: float = 1e-4, seed: int = 0, epochs: int | None = 1000,
-                status: str | None = None, epoch_times: Iterable[float] = (1e-3,) * 8,
-                backend: str = "numpy", device: str = CPU, dtype: str = "float64",
-                max_epochs: int = 50_000, batch_size: int = 5, data_id: str = DATA_ID,
-                **extra: Any) -> dict[str, Any]:
-    """A schema-1 record of one run that reached d_align 0.3 after ``epochs`` (None: capped)."""
-    times = [float(t) for t in epoch_times]
-    return {
-        "key": record_key(model, optimizer, k, lr, seed), "model": model,
-        "optimizer": optimizer, "k": k, "m": m, "n": 5000, "data_id": data_id, "lr": lr,
-        "seed": seed, "dtype": dtype, "backend": backend, "device": device,
-        "formulation": "spectral" if optimizer != "adam" else "covariance",
-        "hyperparameters": {}, "thresholds": [0.3], "epochs_to": {"0.3": epochs},
-        "status": status or ("reached" if epochs is not None else "capped"), "error": None,
-        "epochs": epochs if epochs is not None else max_epochs, "max_epochs": max_epochs,
-        "eval_every": 10, "batch_size": batch_size, "wall_time_s": float(sum(times)),
-        "epoch_time_median_s": float(np.median(times)) if times else None,
-        "epoch_time_iqr_s": 0.0, "epoch_times_s": times,
-        "final": {"d_align": 0.29 if epochs is not None else 0.8, "d_sub": 0.01}, **extra}
-
-
-def machine(cpu: str = CPU) -> dict[str, Any]:
-    return {"cpu_model": cpu, "cpu_cores": 2, "os": "Linux"}
-
-
-def write_run(run_dir: Path, records: Iterable[dict], *, cpu: str = CPU,
-              gpu: dict | None = None,
-              histories: dict[str, dict[str, np.ndarray]] | None = None) -> Path:
-    """A run directory: manifest plus the given records (and histories, by record key)."""
-    run_dir = Path(run_dir)
-    write_manifest(run_dir, {"run_id": run_dir.name, "created_utc": "2026-11-27T12:00:00",
-                             "config": {"name": "test"}, "config_hash": "abc123",
-                             "machine": machine(cpu), "gpu": gpu,
-                             "packages": {"numpy": np.__version__},
-                             "git": {"commit": "0123456789abcdef", "dirty": False}})
-    histories = histories or {}
-    for record in records:
-        write_record(run_dir, record, histories.get(record["key"]))
-    return run_dir
-
-
-def cell_records(epochs_per_seed: Iterable[int | None], **fields: Any) -> list[dict]:
-    """The records of one cell, one per seed (0, 1, ...)."""
-    return [make_record(seed=seed, epochs=epochs, **fields)
-            for seed, epochs in enumerate(epochs_per_seed)]
-
-
 def epoch_time(model: str, optimizer: str, k: int, backend: str) -> float:
     """Plausible seconds per batched epoch: overhead plus O(k^2 m) (spectral form), O(k m^2)
     (covariance form, Adam) or O(n m k) (samples, nd); a GPU flattens all of them."""
     if backend == "cupy":
         return 6e-5 + 2e-9 * k * 1000
-    if model == "nd":
+    if get_objective(model).needs_samples:
         return 1e-3 + 4e-5 * k
     if optimizer == "adam":
         return 3e-4 + 6e-8 * k * 1000

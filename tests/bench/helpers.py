@@ -3,13 +3,13 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 from pathlib import Path
 
 import yaml
 
 from bench.cli import main
 from bench.sweep.config import preset_text
+from bench.sweep.store import load_records
 
 
 def smoke_config(**changes) -> dict:
@@ -31,4 +31,5 @@ def cli(*argv) -> tuple[int, str, str]:
 
 
 def records(run_dir: Path) -> list[dict]:
-    return [json.loads(p.read_text()) for p in sorted((run_dir / "records").glob("*.json"))]
+    """The records of a run directory through the store (validated), in their JSON form."""
+    return [r.to_json() for r in load_records(run_dir)]

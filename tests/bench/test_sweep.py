@@ -13,7 +13,9 @@ import numpy as np
 import pytest
 
 import bench.sweep.runner
-from bench.sweep.store import load_history, load_manifest, records_frame, validate_record
+from bench.sweep.record import Record
+from bench.sweep.store import load_history, load_manifest, records_frame
+from lae_core import synthetic
 
 from .helpers import cli, records, write_config
 
@@ -34,8 +36,11 @@ def test_smoke_through_the_cli(smoke_run):
 
 def test_every_record_round_trips_through_the_schema(smoke_run):
     run_dir = smoke_run[0]
+    fingerprint = synthetic(m=50, n=500, seed=1234, high=100.0).fingerprint
     for record in records(run_dir):
-        assert validate_record(json.loads(json.dumps(record))) == record
+        assert Record.from_json(json.loads(json.dumps(record))).to_json() == record
+        assert record["data_id"] == "synthetic-linear-m50-n500-seed1234-high100-low1"
+        assert record["data_fingerprint"] == fingerprint and record["schema_version"] == 2
         assert record["status"] in ("reached", "capped")
         assert set(record["epochs_to"]) == {"0.5", "0.3"}
         assert record["formulation"] == ("sample" if record["model"] == "nd" else
@@ -154,7 +159,7 @@ def test_history_side_files(tmp_path):
                           max_epochs=50, history=True)
     assert cli("run", config, "--out", tmp_path / "run", "--quiet")[0] == 0
     for record in records(tmp_path / "run"):
-        history = load_history(tmp_path / "run", record)
+        history = load_history(tmp_path / "run", record["history_file"])
         assert history["epoch"][-1] == record["epochs"]
         assert np.all(np.isfinite(history["d_align"]))
 
