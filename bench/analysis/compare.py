@@ -1,39 +1,56 @@
 """Compare a candidate result set with a baseline, cell by cell: regressions and improvements.
 
-A cell is one (data_id, model, optimizer, k, lr, backend, dtype); its runs are the seeds. Each
-matched cell gets three checks:
+Cell identity. Two cells are the same experiment only when every field that changes their
+numbers agrees: ``IDENTITY`` (data recipe, model, optimizer, k, lr, the resolved
+hyperparameters, max_epochs, eval_every, the recorded thresholds, dtype, backend). Fields whose
+values differ between the two sets are listed at the top of every rendering, so a changed cap
+or learning rate is never compared silently. ``match_by`` drops chosen fields from the
+identity, to compare across them on purpose (``--match-by lr``). The data recipe (``data_id``)
+is the identity of the data; records of schema 2 also carry ``data_fingerprint`` (a hash of
+the exact numbers): a different fingerprint under the same recipe is data built on another
+machine, reported as a note, never as another cell.
+
+Each matched cell gets three checks:
 
 - epochs: median epochs to d_align <= t over the seeds, censored runs counting as +inf
   (``stats.cell_summary``); worse than ``epochs_factor`` is a regression, and a median that
   becomes censored always is;
 - status: seed by seed, reached < capped < diverged < error; any seed that got worse is a
   regression;
-- time: median per-epoch time worse than ``time_factor`` AND a one-sided Mann-Whitney U test
-  on the repeated timings with p < alpha (asv's rule: big enough and not noise). Timings are
-  compared only between the same CPU model and device, unless ``allow_cross_machine``.
+- time: the timing gate of ``timing.py`` (per-block epoch time over a same-run reference
+  product, which cancels machine load; beyond ``time_factor`` and significant over chunks of
+  blocks). Timings are compared only between the same CPU model and device, unless
+  ``allow_cross_machine``.
 
 Changes beyond 1 / factor the other way are improvements. Exit codes: 0 no regression,
 1 regression, 3 nothing comparable (no cell in common).
 """
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
-from scipy.stats import mannwhitneyu
 
-from ..errors import EXIT_NOTHING_COMPARABLE, EXIT_OK, EXIT_RUN_FAILED
-from .stats import cell_summary, load_results
+from ..errors import EXIT_NOTHING_COMPARABLE, EXIT_OK, EXIT_RUN_FAILED, UsageError
 from ..sweep.store import _jsonable, load_manifest
+from .stats import cell_summary, load_results
 from .thresholds import Limits, Thresholds
+from .timing import IMPROVEMENT, REGRESSION, SAME, timing_change, timing_samples
 
-MATCH_KEY = ("data_id", "model", "optimizer", "k", "lr", "backend", "dtype")
+IDENTITY = ("data_id", "model", "optimizer", "k", "lr", "hyperparameters", "max_epochs",
+            "eval_every", "thresholds", "dtype", "backend")
+MATCH_KEY = IDENTITY          # the key of a cell when nothing is matched across
+# Fields listed when they differ although they are not part of a cell's identity.
+DESCRIBED = ("seeds", "formulation", "device")
 STATUS_RANK = {"reached": 0, "capped": 1, "diverged": 2, "error": 3}
-REGRESSION, IMPROVEMENT, SAME, NOT_COMPARED = "regression", "improvement", "same", "not_compared"
+NOT_COMPARED = "not_compared"
+UNKNOWN = "?"       # the hyperparameters of a cell whose runs all errored before training
 CROSS_MACHINE_HINT = "pass --allow-cross-machine to compare anyway"
+FINGERPRINT_NOTE = "data built on another machine: bitwise different, same recipe"
 
 
 @dataclass(frozen=True)
@@ -41,8 +58,9 @@ class Check:
     """One quantity of one cell, baseline against candidate.
 
     quantity: 'epochs' (median epochs to the threshold, inf = censored), 'status' (per seed)
-    or 'time' (median seconds per epoch). ratio: candidate / baseline. limit: the allowed
-    factor. p_value: Mann-Whitney U (time only).
+    or 'time' (median seconds per epoch). ratio: candidate / baseline (time: of the
+    load-adjusted per-block ratios when both sides recorded reference times). limit: the
+    allowed factor. p_value: Mann-Whitney U over chunks of blocks (time only).
     """
 
     quantity: str
@@ -57,7 +75,7 @@ class Check:
 
 @dataclass(frozen=True)
 class CellComparison:
-    cell: dict[str, Any]          # MATCH_KEY -> value
+    cell: dict[str, Any]          # identity field -> value ("b -> c" for a matched-by field)
     checks: tuple[Check, ...]
 
     def check(self, quantity: str) -> Check:
@@ -74,6 +92,16 @@ class CellComparison:
 
 
 @dataclass(frozen=True)
+class FieldDifference:
+    """A config field whose values differ between the two sets (text per side)."""
+
+    field: str
+    baseline: str
+    candidate: str
+    in_identity: bool      # cells differing in it do not match (unless matched by it)
+
+
+@dataclass(frozen=True)
 class Comparison:
     """Everything ``compare`` found; renderers live in ``compare_render``."""
 
@@ -83,6 +111,9 @@ class Comparison:
     thresholds: Thresholds
     baseline_dirs: tuple[str, ...]
     candidate_dirs: tuple[str, ...]
+    differences: tuple[FieldDifference, ...] = ()
+    notes: tuple[str, ...] = ()
+    match_by: tuple[str, ...] = ()
 
     def findings(self, verdict: str) -> list[tuple[CellComparison, Check]]:
         """(cell, check) pairs with the given verdict, in cell order."""
@@ -106,6 +137,8 @@ class Comparison:
             "d_align_threshold": self.thresholds.d_align_threshold,
             "thresholds_source": self.thresholds.source,
             "baseline": list(self.baseline_dirs), "candidate": list(self.candidate_dirs),
+            "match_by": list(self.match_by),
+            "differences": [asdict(d) for d in self.differences], "notes": list(self.notes),
             "summary": {"cells_matched": len(self.cells),
                         "regressions": len(self.findings(REGRESSION)),
                         "improvements": len(self.findings(IMPROVEMENT)),
@@ -120,21 +153,74 @@ class Comparison:
 
 def compare(baseline_dirs: str | Path | Iterable[str | Path],
             candidate_dirs: str | Path | Iterable[str | Path],
-            thresholds: Thresholds | None = None, *,
-            allow_cross_machine: bool = False) -> Comparison:
-    """Compare the records of the candidate run directories with those of the baseline."""
+            thresholds: Thresholds | None = None, *, allow_cross_machine: bool = False,
+            match_by: Sequence[str] = ()) -> Comparison:
+    """Compare the records of the candidate run directories with those of the baseline,
+    matching cells on IDENTITY less the ``match_by`` fields."""
     thresholds = thresholds or Thresholds()
-    base, cand = (load_cells(dirs, thresholds.d_align_threshold, side)
-                  for dirs, side in ((baseline_dirs, "baseline"), (candidate_dirs, "candidate")))
+    match_by = check_match_by(match_by)
+    threshold = thresholds.d_align_threshold
+    frames = [load_results(dirs, threshold, side) for dirs, side in
+              ((baseline_dirs, "baseline"), (candidate_dirs, "candidate"))]
+    frames = with_identity(*frames)
+    key_fields = tuple(f for f in IDENTITY if f not in match_by)
+    base, cand = (load_cells(frame, threshold, key_fields, side)
+                  for frame, side in zip(frames, ("baseline", "candidate")))
     cells = []
     for key in sorted(base.keys() & cand.keys()):
-        cell = dict(zip(MATCH_KEY, key))
+        cell = cell_identity(key_fields, key, base[key], cand[key], match_by)
         limits = thresholds.for_cell(cell["model"], cell["optimizer"], cell["k"])
         cells.append(compare_cell(cell, base[key], cand[key], limits, allow_cross_machine))
-    only = [tuple(dict(zip(MATCH_KEY, key)) for key in sorted(a.keys() - b.keys()))
-            for a, b in ((base, cand), (cand, base))]
+    only = [tuple(cell_identity(key_fields, key, a[key], None, match_by)
+                  for key in sorted(a.keys() - b.keys())) for a, b in ((base, cand), (cand, base))]
     return Comparison(tuple(cells), only[0], only[1], thresholds,
-                      _as_strings(baseline_dirs), _as_strings(candidate_dirs))
+                      _as_strings(baseline_dirs), _as_strings(candidate_dirs),
+                      field_differences(*frames), data_notes(*frames), match_by)
+
+
+def check_match_by(match_by: Sequence[str]) -> tuple[str, ...]:
+    """Validated ``--match-by`` fields (any identity field but model, optimizer and k)."""
+    allowed = [f for f in IDENTITY if f not in ("model", "optimizer", "k")]
+    for name in match_by:
+        if name not in allowed:
+            raise UsageError(f"--match-by: {name!r} is not one of {', '.join(allowed)}")
+    return tuple(dict.fromkeys(match_by))
+
+
+# --- identity -----------------------------------------------------------------------------------
+
+def identity_value(field: str, value: Any) -> Any:
+    """A record's value of an identity field as a hashable, sortable Python scalar."""
+    if field == "hyperparameters":
+        return json.dumps(_jsonable(value), sort_keys=True)
+    if field == "thresholds":
+        return ",".join(f"{float(t):g}" for t in sorted(value, reverse=True))
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def with_identity(base: pd.DataFrame, cand: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Both frames with ``id_<field>`` columns; a cell whose runs all errored before training
+    recorded no hyperparameters: it takes those of the cell with otherwise equal identity on
+    either side (UNKNOWN when there is no single such cell)."""
+    frames = []
+    for frame in (base, cand):
+        frame = frame.copy()
+        for f in IDENTITY:
+            frame[f"id_{f}"] = [identity_value(f, v) for v in frame[f]]
+        unknown = (frame["status"] == "error") & (frame["hyperparameters"].map(len) == 0)
+        frame.loc[unknown, "id_hyperparameters"] = UNKNOWN
+        frames.append(frame)
+    rest = [f"id_{f}" for f in IDENTITY if f != "hyperparameters"]
+    both = pd.concat(frames)
+    known = both[both["id_hyperparameters"] != UNKNOWN].groupby(rest)["id_hyperparameters"]
+    lookup = {key: values.iloc[0] for key, values in known
+              if values.nunique() == 1}
+    for frame in frames:
+        unknown = frame["id_hyperparameters"] == UNKNOWN
+        frame.loc[unknown, "id_hyperparameters"] = [
+            lookup.get(tuple(row), UNKNOWN) for row in frame.loc[unknown, rest].itertuples(
+                index=False)]
+    return frames[0], frames[1]
 
 
 @dataclass(frozen=True)
@@ -145,26 +231,132 @@ class CellRuns:
     summary: pd.Series      # the cell's row of stats.cell_summary
 
 
-def load_cells(run_dirs: str | Path | Iterable[str | Path], threshold: float,
+def load_cells(frame: pd.DataFrame, threshold: float, key_fields: Sequence[str] = IDENTITY,
                side: str = "results") -> dict[tuple, CellRuns]:
-    """The cells of one side keyed by their MATCH_KEY values (Python scalars, sortable)."""
-    frame = load_results(run_dirs, threshold, side)
+    """The cells of one side (a ``with_identity`` frame) keyed by their ``key_fields``
+    values. Two cells of one side under one key (fields matched by still differ) are refused."""
     cpu = {run_dir: _cpu_model(run_dir) for run_dir in frame["run_dir"].unique()}
     frame = frame.assign(timed_on=[_timing_host(device, cpu[run_dir]) for device, run_dir
                                    in zip(frame["device"], frame["run_dir"])])
-    summaries = {_python_key(row): row for _, row in
-                 cell_summary(frame, threshold, cell=MATCH_KEY).iterrows()}
+    columns = [f"id_{f}" for f in key_fields]
     cells = {}
-    for _, group in frame.groupby(list(MATCH_KEY), sort=True):
-        key = _python_key(group.iloc[0])
-        cells[key] = CellRuns(group, summaries[key])
+    for key, group in frame.groupby(columns, sort=True):
+        key = tuple(v.item() if isinstance(v, np.generic) else v for v in key)
+        _refuse_mixed(group, key_fields, side)
+        summary = cell_summary(group, threshold, cell=columns).iloc[0]
+        cells[key] = CellRuns(group, summary)
     return cells
 
 
-def _python_key(row: pd.Series) -> tuple:
-    """A row's MATCH_KEY values as plain Python scalars (hashable, sortable, JSON-ready)."""
-    return tuple(v.item() if isinstance(v, np.generic) else v for v in row[list(MATCH_KEY)])
+def _refuse_mixed(group: pd.DataFrame, key_fields: Sequence[str], side: str) -> None:
+    """One side may hold one cell per key: several values of a matched-by field would pool
+    different experiments."""
+    for field in IDENTITY:
+        if field not in key_fields and group[f"id_{field}"].nunique() > 1:
+            values = ", ".join(map(str, sorted(group[field].map(str).unique())))
+            raise UsageError(f"--match-by {field}: the {side} holds several cells for "
+                             f"{group['model'].iloc[0]} {group['optimizer'].iloc[0]} "
+                             f"k={group['k'].iloc[0]} ({field}: {values}); compare one at a "
+                             "time, or match by fewer fields")
 
+
+def cell_identity(key_fields: Sequence[str], key: tuple, base: CellRuns,
+                  cand: CellRuns | None, match_by: Sequence[str]) -> dict[str, Any]:
+    """The identity of a cell for display: its key, and each matched-by field's value, as
+    'baseline -> candidate' where the two differ."""
+    cell = dict(zip(key_fields, key))
+    cell.pop("hyperparameters", None)     # long; differences are listed at the top
+    for field in match_by:
+        if field == "hyperparameters":
+            continue
+        b = base.runs[field].iloc[0]
+        b = b.item() if isinstance(b, np.generic) else b
+        c = None if cand is None else cand.runs[field].iloc[0]
+        c = c.item() if isinstance(c, np.generic) else c
+        cell[field] = b if cand is None or identity_value(field, b) == identity_value(
+            field, c) else f"{_show(b)} -> {_show(c)}"
+    if "thresholds" in cell:
+        cell.pop("thresholds")
+    return cell
+
+
+def _show(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+# --- what differs between the two sets ----------------------------------------------------------
+
+def field_differences(base: pd.DataFrame, cand: pd.DataFrame) -> tuple[FieldDifference, ...]:
+    """Every identity (and described) field whose set of values differs between the sides."""
+    out = []
+    for field in IDENTITY + DESCRIBED:
+        if field == "hyperparameters":
+            diff = _hyperparameter_difference(base, cand)
+            if diff:
+                out.append(diff)
+            continue
+        b, c = _values(base, field), _values(cand, field)
+        if b != c:
+            out.append(FieldDifference(field, _set_text(b), _set_text(c), field in IDENTITY))
+    return tuple(out)
+
+
+def _values(frame: pd.DataFrame, field: str) -> set:
+    column = f"id_{field}" if f"id_{field}" in frame else "seed" if field == "seeds" else field
+    values = frame[column]
+    return {v.item() if isinstance(v, np.generic) else v for v in values if v is not None}
+
+
+def _set_text(values: set) -> str:
+    ordered = sorted(values, key=lambda v: (str(type(v)), v))
+    if len(ordered) > 6 and all(isinstance(v, int) for v in ordered):
+        return f"{ordered[0]}..{ordered[-1]} ({len(ordered)} values)"
+    return ", ".join(_show(v) for v in ordered) or "-"
+
+
+def _hyperparameter_difference(base: pd.DataFrame, cand: pd.DataFrame
+                               ) -> FieldDifference | None:
+    """Per model, the hyperparameter names whose values differ ('non_uniform_sum: lam')."""
+    changed = []
+    for model in sorted(set(base["model"]) & set(cand["model"])):
+        b = _model_hyperparameters(base, model)
+        c = _model_hyperparameters(cand, model)
+        names = sorted(n for n in set(b) | set(c) if b.get(n) != c.get(n))
+        if names:
+            changed.append(f"{model}: {', '.join(names)}")
+    if not changed:
+        return None
+    text = "; ".join(changed)
+    return FieldDifference("hyperparameters", text, text, True)
+
+
+def _model_hyperparameters(frame: pd.DataFrame, model: str) -> dict[str, set[str]]:
+    """name -> the set of canonical values the records of ``model`` hold (per k)."""
+    out: dict[str, set[str]] = {}
+    for (k, text), _ in frame[frame["model"] == model].groupby(["k", "id_hyperparameters"]):
+        if text == UNKNOWN:
+            continue
+        for name, value in json.loads(text).items():
+            out.setdefault(name, set()).add(f"k={k}:{json.dumps(value)}")
+    return out
+
+
+def data_notes(base: pd.DataFrame, cand: pd.DataFrame) -> tuple[str, ...]:
+    """A note per data recipe whose exact numbers differ between the sides (schema 2's
+    ``data_fingerprint``; absent in older records, then nothing is said)."""
+    if "data_fingerprint" not in base or "data_fingerprint" not in cand:
+        return ()
+    notes = []
+    for data_id in sorted(set(base["data_id"]) & set(cand["data_id"])):
+        b = set(base.loc[base["data_id"] == data_id, "data_fingerprint"].dropna())
+        c = set(cand.loc[cand["data_id"] == data_id, "data_fingerprint"].dropna())
+        if b and c and b != c:
+            notes.append(f"{data_id}: {FINGERPRINT_NOTE} (fingerprint "
+                         f"{', '.join(sorted(map(str, b)))} vs {', '.join(sorted(map(str, c)))})")
+    return tuple(notes)
+
+
+# --- the checks ---------------------------------------------------------------------------------
 
 def compare_cell(cell: Mapping[str, Any], base: CellRuns, cand: CellRuns, limits: Limits,
                  allow_cross_machine: bool = False) -> CellComparison:
@@ -182,7 +374,10 @@ def epochs_check(base: pd.Series, cand: pd.Series, factor: float) -> Check:
     if np.isinf(b) and np.isinf(c):
         return Check("epochs", SAME, b, c, note="censored in both")
     ratio = _censored_ratio(c, b)
-    return Check("epochs", _ratio_verdict(ratio, factor), b, c, ratio, factor)
+    note = "; ".join(f"{side}: half the seeds reached, the middle pair straddles the cap"
+                     for side, s in (("baseline", base), ("candidate", cand))
+                     if bool(s.get("straddles", False)))
+    return Check("epochs", _ratio_verdict(ratio, factor), b, c, ratio, factor, note=note)
 
 
 def status_check(base: pd.DataFrame, cand: pd.DataFrame) -> Check:
@@ -200,36 +395,21 @@ def status_check(base: pd.DataFrame, cand: pd.DataFrame) -> Check:
 
 def time_check(base: pd.DataFrame, cand: pd.DataFrame, limits: Limits,
                allow_cross_machine: bool = False) -> Check:
-    """Median per-epoch time, flagged only when beyond the factor and significant."""
+    """The timing gate (timing.py) on a cell's two batches; baseline / candidate shown as
+    their median raw seconds per epoch, the ratio load-adjusted where it can be."""
     refusal = _timing_refusal(base, cand, allow_cross_machine)
     if refusal:
         return Check("time", NOT_COMPARED, note=refusal)
-    b, c = cell_timings(base), cell_timings(cand)
-    if b.size == 0 or c.size == 0:
+    b, c = timing_samples(base), timing_samples(cand)
+    if b.epoch_s.size == 0 or c.epoch_s.size == 0:
         return Check("time", NOT_COMPARED, note="no per-epoch timings stored")
-    b_median, c_median = float(np.median(b)), float(np.median(c))
-    ratio = c_median / b_median
-    verdict = _ratio_verdict(ratio, limits.time_factor)
-    if verdict == SAME:
-        return Check("time", SAME, b_median, c_median, ratio, limits.time_factor)
-    p = float(mannwhitneyu(c, b, alternative="greater" if verdict == REGRESSION else "less"
-                           ).pvalue)
-    if p >= limits.alpha:
-        return Check("time", SAME, b_median, c_median, ratio, limits.time_factor, p,
-                     note=f"not significant (p = {p:.2g} >= {limits.alpha:g} with "
-                          f"{b.size} and {c.size} timings)")
-    return Check("time", verdict, b_median, c_median, ratio, limits.time_factor, p)
-
-
-def cell_timings(runs: pd.DataFrame) -> np.ndarray:
-    """The repeated per-epoch timings (s) of a cell's batch.
-
-    The seeds of a cell train as one batch, so their records repeat the same block timings;
-    pooling them would count each block several times and overstate significance. The run
-    that trained longest was timed in every block, so its list is the batch's.
-    """
-    longest = max(runs["epoch_times_s"], key=len, default=[])
-    return np.asarray(longest, dtype=float)
+    change = timing_change(b, c, limits.time_factor, limits.alpha)
+    note = change.note
+    if change.normalized:
+        note = "; ".join(filter(None, (f"load-adjusted (raw x{change.raw_ratio:.2f})", note)))
+    return Check("time", change.verdict, float(np.median(b.epoch_s)),
+                 float(np.median(c.epoch_s)), change.ratio, limits.time_factor,
+                 change.p_value, note)
 
 
 def _timing_refusal(base: pd.DataFrame, cand: pd.DataFrame, allow_cross_machine: bool) -> str:
@@ -291,9 +471,16 @@ def _as_strings(dirs: str | Path | Iterable[str | Path]) -> tuple[str, ...]:
 
 
 def cell_label(cell: Mapping[str, Any]) -> str:
-    """A short human name of a cell: 'rotation sgd_nesterov k=10 lr=0.0001 numpy/float64'."""
-    return (f"{cell['model']} {cell['optimizer']} k={cell['k']} lr={cell['lr']:g} "
-            f"{cell['backend']}/{cell['dtype']}")
+    """A short human name of a cell: 'rotation sgd_nesterov k=10 lr=0.0001 numpy/float64',
+    with the cap and evaluation interval when they are part of the cell shown."""
+    lr = cell.get("lr")
+    text = f"{cell['model']} {cell['optimizer']} k={cell['k']}"
+    if lr is not None:
+        text += f" lr={_show(lr)}"
+    for field in ("max_epochs", "eval_every"):
+        if isinstance(cell.get(field), str):     # matched by it, and it differs
+            text += f" {field}={cell[field]}"
+    return text + f" {cell.get('backend', '?')}/{cell.get('dtype', '?')}"
 
 
 def benchmark_action_entries(run_dirs: str | Path | Iterable[str | Path],
@@ -304,9 +491,11 @@ def benchmark_action_entries(run_dirs: str | Path | Iterable[str | Path],
     censored median is exported as the epoch cap, marked in ``extra``) and the median seconds
     per epoch. Names hold the data id so that series from different data never merge.
     """
+    frame, _ = with_identity(*(load_results(run_dirs, threshold),) * 2)
     entries = []
-    for key, cell in load_cells(run_dirs, threshold).items():
-        name = f"{key[0]} {cell_label(dict(zip(MATCH_KEY, key)))}"   # key[0]: the data id
+    for key, cell in load_cells(frame, threshold).items():
+        identity = dict(zip(IDENTITY, key))
+        name = f"{identity['data_id']} {cell_label(identity)}"
         s = cell.summary
         censored = not np.isfinite(s["epochs_median"])
         entries.append({"name": f"{name}: epochs to d_align {threshold}", "unit": "epochs",

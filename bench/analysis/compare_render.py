@@ -11,7 +11,7 @@ from collections import Counter
 from typing import Any, Callable, Sequence
 
 from .compare import (IMPROVEMENT, NOT_COMPARED, REGRESSION, Check, CellComparison, Comparison,
-                      cell_label)
+                      FieldDifference, cell_label)
 from ..formatting import format_epochs, format_seconds
 
 FINDING_HEADER = ("cell", "what", "baseline", "candidate", "change", "detail")
@@ -79,6 +79,34 @@ def not_compared_counts(comparison: Comparison) -> list[tuple[str, str, int]]:
     return [(quantity, note, n) for (quantity, note), n in sorted(counts.items())]
 
 
+def difference_text(difference: FieldDifference, match_by: Sequence[str]) -> str:
+    """'max_epochs: 2000 (baseline) vs 1000 (candidate): cells that differ in it are not
+    compared' and the like."""
+    if difference.field == "hyperparameters":
+        text = f"hyperparameters differ ({difference.baseline})"
+    else:
+        text = (f"{difference.field}: {difference.baseline} (baseline) vs "
+                f"{difference.candidate} (candidate)")
+    if difference.field in match_by:
+        return text + ": matched across on purpose (--match-by)"
+    if difference.in_identity:
+        return text + ": cells that differ in it are different experiments, not compared"
+    return text + ": not part of a cell's identity"
+
+
+def header_lines(comparison: Comparison) -> list[str]:
+    """What differs between the two sets, and notes on the data; printed before any cell."""
+    lines = [difference_text(d, comparison.match_by) for d in comparison.differences]
+    lines += [f"note: {note}" for note in comparison.notes]
+    unmatched = [d.field for d in comparison.differences
+                 if d.in_identity and d.field not in comparison.match_by]
+    if unmatched and not comparison.cells:
+        lines.append("to compare across a field on purpose: --match-by "
+                     + " / --match-by ".join(f for f in unmatched if f not in (
+                         "model", "optimizer", "k")))
+    return lines
+
+
 def _unmatched_lines(comparison: Comparison) -> list[str]:
     lines = []
     for side, cells in (("baseline", comparison.only_in_baseline),
@@ -114,7 +142,11 @@ def text_table(header: Sequence[str], rows: Sequence[Sequence[str]], indent: str
 def render_text(comparison: Comparison) -> str:
     parts = [f"lae-bench compare: baseline {', '.join(comparison.baseline_dirs)} "
              f"vs candidate {', '.join(comparison.candidate_dirs)}",
-             _headline(comparison), ""]
+             _headline(comparison)]
+    differences = header_lines(comparison)
+    if differences:
+        parts += ["differs between the two sets:", *(f"  {line}" for line in differences)]
+    parts.append("")
     if comparison.cells:
         parts += [text_table(cell_header(comparison), cell_rows(comparison)), ""]
     for verdict, title in ((REGRESSION, "REGRESSIONS"), (IMPROVEMENT, "improvements")):
@@ -147,6 +179,10 @@ def render_markdown(comparison: Comparison) -> str:
     parts = [f"### {icon} lae-bench compare: {comparison.verdict}", "",
              f"Baseline `{', '.join(comparison.baseline_dirs)}`, candidate "
              f"`{', '.join(comparison.candidate_dirs)}`. {_headline(comparison)}.", ""]
+    differences = header_lines(comparison)
+    if differences:
+        parts += ["**Differs between the two sets:**", "",
+                  *(f"- {_md_cell(line)}" for line in differences), ""]
     for verdict, title in ((REGRESSION, "Regressions"), (IMPROVEMENT, "Improvements")):
         rows = finding_rows(comparison, verdict)
         if rows:

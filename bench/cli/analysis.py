@@ -43,6 +43,11 @@ def _register_compare(verbs: argparse._SubParsersAction) -> None:
                    help="thresholds YAML (default: built-in, as results/thresholds.yaml)")
     p.add_argument("--allow-cross-machine", action="store_true",
                    help="compare timings even when CPU model or device differ")
+    p.add_argument("--match-by", action="append", default=[], metavar="FIELD",
+                   help="compare cells across FIELD on purpose (repeatable): lr, "
+                   "hyperparameters, max_epochs, eval_every, thresholds, data_id, dtype, "
+                   "backend. By default cells match only when every field that changes "
+                   "their numbers agrees; the fields that differ are listed at the top")
     p.add_argument("--format", choices=sorted(RENDERERS), default="text")
     p.add_argument("--export-gab", metavar="FILE", help="also write the candidate's numbers "
                    "as github-action-benchmark customSmallerIsBetter JSON")
@@ -77,7 +82,7 @@ def plot_command(args: argparse.Namespace) -> int:
 def compare_command(args: argparse.Namespace) -> int:
     thresholds = load_thresholds(args.thresholds)
     comparison = compare(args.baseline, args.candidate, thresholds,
-                         allow_cross_machine=args.allow_cross_machine)
+                         allow_cross_machine=args.allow_cross_machine, match_by=args.match_by)
     sys.stdout.write(RENDERERS[args.format](comparison))
     if args.export_gab:
         entries = benchmark_action_entries(args.candidate, thresholds.d_align_threshold)
