@@ -123,13 +123,19 @@ def register_tune(verbs) -> None:
                          description="For each (model, optimizer, k) of a preset or config, "
                          "train every rate of a log-spaced grid times every seed as one batch "
                          "and keep the rate that reaches the headline threshold in the fewest "
-                         "epochs (median over seeds, diverged runs excluded). Writes a "
+                         "epochs (median over seeds, the midpoint rule). A rate where any seed "
+                         "diverges is not chosen (unless --allow-divergence); the runner-up is "
+                         "printed, and a choice at an end of the grid is flagged. Writes a "
                          "learning-rate table that configs use as `lr: tuned:FILE`.")
-    p.add_argument("target", nargs="?", default="quick", help="preset name or CONFIG.yaml")
+    p.add_argument("target", metavar="PRESET|CONFIG.yaml",
+                   help="the preset name or config file whose cells to tune (required)")
     p.add_argument("--grid", type=_grid, default=_grid("1e-5:1e-1:9"),
                    help="LOW:HIGH:COUNT (default 1e-5:1e-1:9)")
     p.add_argument("--out", type=Path, help="table file (.yaml or .csv); default "
                    "results/tuned/<config name>.yaml")
+    p.add_argument("--allow-divergence", action="store_true",
+                   help="let a rate where some (not all) seeds diverge be chosen; its diverged "
+                   "seeds count as not reached")
     p.set_defaults(handler=tune_command)
 
 
@@ -138,8 +144,8 @@ def tune_command(args) -> int:
 
     from ..sweep.config import load_config
     from ..sweep.lr_table import LrTable, save_table
-    from ..sweep.runner import load_dataset
-    from ..perf.tune import tune_cell
+    from ..sweep.dataset import load_dataset
+    from ..perf.tune import describe, tune_cell
 
     config = load_config(args.target)
     data = load_dataset(config.data, keep_samples=any(
@@ -152,17 +158,14 @@ def tune_command(args) -> int:
             for k in config.k:
                 result = tune_cell(
                     data, model, optimizer, k, args.grid, config.seeds, schedule=schedule,
-                    threshold=config.headline, dtype=config.dtype, backend=config.backend,
+                    threshold=config.headline, allow_divergence=args.allow_divergence,
+                    dtype=config.dtype, backend=config.backend,
                     formulation=config.formulation,
                     hyperparameters=config.hyperparameters.resolve(model, k, data,
                                                                    config.data.kind))
                 rates.setdefault((model, optimizer), {})[k] = result.best_lr
                 scores.append(result)
-                best = next(s for s in result.scores if s.lr == result.best_lr)
-                print(f"{model:16} {optimizer:13} k={k:<4d} lr={result.best_lr:.3g} "
-                      + (f"median {best.median_epochs:.0f} epochs" if result.reached
-                         else f"not reached (median final d_align {best.median_final_d_align:.3f})"),
-                      flush=True)
+                print(describe(result, config.headline), flush=True)
     out = args.out or Path("results/tuned") / f"{config.name}.yaml"
     save_table(LrTable(source=str(out), rates=rates), out)
     write_json_atomic(out.with_suffix(".scores.json"), [asdict(r) for r in scores])
