@@ -29,6 +29,7 @@ from .config import DataConfig, SweepConfig
 from ..errors import UsageError
 from ..analysis.stats import median_epochs
 from .dataset import data_recipe, load_dataset
+from ..perf.reference import ReferenceClock
 from .record import Record
 from .store import (MANIFEST, load_manifest, load_records, record_key, write_manifest,
                     write_record)
@@ -267,8 +268,9 @@ class Sweep:
         started = time.perf_counter()
         on_eval = progress.cell_started(cell, len(seeds))
         try:
-            batch = self._batch(cell, seeds, self.config.schedule, on_eval)
-            results = [(self._run_record(cell, batch, run), self._history(cell, run))
+            clock = self._reference_clock(cell, on_eval)
+            batch = self._batch(cell, seeds, self.config.schedule, clock)
+            results = [(self._run_record(cell, batch, run, clock), self._history(cell, run))
                        for run in batch.runs]
         except Exception as exc:  # one failing cell must not stop the sweep
             elapsed = time.perf_counter() - started
@@ -320,12 +322,20 @@ class Sweep:
                 "thresholds": list(config.thresholds), "max_epochs": config.max_epochs,
                 "eval_every": config.eval_every, "batch_size": runs}
 
-    def _run_record(self, cell: Cell, batch, run) -> Record:
+    def _reference_clock(self, cell: Cell, on_eval: Callable[[int, np.ndarray], None] | None
+                         ) -> ReferenceClock:
+        """The same-run reference product timed beside every block (the timing gate's)."""
+        form = choose_formulation(cell.model, cell.optimizer, self.config.formulation)
+        return ReferenceClock(self.xp, self.config.dtype, cell.model, form, cell.k,
+                              self.dataset.m, self.dataset.n, self.config.eval_every, on_eval)
+
+    def _run_record(self, cell: Cell, batch, run, clock: ReferenceClock) -> Record:
         return Record(**self._common(cell, run.seed, len(batch.runs)),
                       formulation=batch.formulation, hyperparameters=batch.hyperparameters,
                       status=run.status, error=None, epochs=run.epochs,
                       epochs_to={str(t): e for t, e in run.epochs_to.items()},
                       wall_time_s=batch.wall_time, final=run.final,
+                      reference_times_s=clock.block_times(len(run.epoch_times)),
                       **epoch_timing(run.epoch_times))
 
     def _error_record(self, cell: Cell, seed: int, runs: int, exc: Exception, elapsed: float

@@ -1,0 +1,60 @@
+"""A same-run reference for the timing gate: a fixed matrix product timed beside every block.
+
+Machine load (other processes, a busy CI runner) slows an epoch and a plain matrix product
+alike, so their ratio cancels it (``bench.analysis.timing``). The product has the dominant
+shape of the cell's formulation (``speed.dominant_shape``: the same kernel, size and threading
+as the epoch's main work) with fixed random operands, so no change to the training code can
+move it. It is timed right after every evaluation, i.e. just before the next block starts, and
+costs about ``1 / (5 x products per epoch)`` of a block.
+"""
+from __future__ import annotations
+
+import time
+from typing import Any, Callable
+
+import numpy as np
+
+from lae_core import backend as be
+
+from .speed import dominant_shape
+
+MAX_ROWS = 4096     # the sample form's (n, m) operand, capped: a reference, not a second X
+PRODUCTS_PER_EPOCHS = 5   # one reference product per 5 epochs of a block
+
+
+class ReferenceClock:
+    """``on_eval`` for ``run_batch`` that times the reference product at every evaluation.
+
+    times[j]: seconds per product measured after evaluation j (j = 0 before the first block),
+    so ``times[b - 1]`` sits right before block b."""
+
+    def __init__(self, xp: Any, dtype: str, model: str, formulation: str, k: int, m: int,
+                 n: int, eval_every: int, then: Callable[[int, np.ndarray], None] | None = None):
+        a_shape, b_shape = dominant_shape(model, formulation, k, m, n)
+        a_shape = (min(a_shape[0], MAX_ROWS),) + tuple(a_shape[1:])
+        rng = np.random.default_rng(0)
+        dt = be.dtype_of(xp, dtype)
+        self.xp, self.then = xp, then
+        self.a = be.to_device(xp, rng.standard_normal(a_shape), dt)
+        self.b = be.to_device(xp, rng.standard_normal(b_shape), dt)
+        self.products = max(1, eval_every // PRODUCTS_PER_EPOCHS)
+        self.times: list[float] = []
+
+    def __call__(self, epoch: int, align: np.ndarray) -> None:
+        if self.then is not None:
+            self.then(epoch, align)
+        self.times.append(self.measure())
+
+    def measure(self) -> float:
+        """Seconds per product, device-synchronised."""
+        be.synchronize(self.xp)
+        t0 = time.perf_counter()
+        for _ in range(self.products):
+            self.a @ self.b
+        be.synchronize(self.xp)
+        return (time.perf_counter() - t0) / self.products
+
+    def block_times(self, blocks: int) -> list[float]:
+        """The reference time beside each of the first ``blocks`` blocks (the one measured
+        just before it), warm-up block excluded as in the epoch timings."""
+        return list(self.times[1:blocks])
