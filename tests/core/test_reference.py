@@ -1,5 +1,5 @@
-"""Our trajectories against the official PyTorch code's (../shared/reference, described in the
-.md beside the .npz): same data, same initial weights, 300 epochs, float64."""
+"""Our trajectories against the official PyTorch code's (tests/data/official_m40_k6.npz, described
+in tests/data/README.md): same data, same initial weights, 300 epochs, float64."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -9,7 +9,7 @@ import pytest
 
 import lae_core
 
-REFERENCE = Path(__file__).resolve().parents[3] / "shared" / "reference" / "official_m40_k6.npz"
+REFERENCE = Path(__file__).resolve().parents[1] / "data" / "official_m40_k6.npz"
 OPTIMIZERS = {"SGD": "sgd_nesterov", "Adam": "adam"}
 RTOL = 1e-6
 # d_sub and the losses reach ~1e-15 where relative error means nothing: an absolute floor.
@@ -18,9 +18,6 @@ DETERMINISTIC_RUNS = [f"{model}__{opt}" for model in
                       ("uniform_sum", "non_uniform_sum", "rotation", "nd_exp", "vae")
                       for opt in OPTIMIZERS if f"{model}__{opt}" != "rotation__SGD"]
 DETERMINISTIC_RUNS.append("rotation_lr0.003__SGD")
-
-pytestmark = pytest.mark.skipif(not REFERENCE.is_file(), reason=f"{REFERENCE} not found")
-
 
 @pytest.fixture(scope="module")
 def ref():
