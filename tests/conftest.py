@@ -37,3 +37,27 @@ def small_data():
 def rel_err(a, b) -> float:
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     return float(np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-300))
+
+
+def xp_assert_close(actual, desired, *, xp, rtol: float | None = None, atol: float = 0.0,
+                    err_msg: str = "") -> None:
+    """assert_allclose that first checks where the result lives, as SciPy's helper does.
+
+    ``actual`` must be an array of namespace ``xp`` on ``xp``'s default device: code that fell
+    back to NumPy (or copied to the host) fails here instead of passing on values alone. Then
+    its values must match ``desired`` (any array, compared on the host) within rtol (default by
+    dtype: 1e-5 for float32, 1e-10 for float64) and atol.
+    """
+    import array_api_compat
+
+    from lae_core.backend import to_host
+
+    namespace = array_api_compat.array_namespace(actual)
+    assert namespace is xp, f"result in {namespace.__name__}, expected {xp.__name__} {err_msg}"
+    expected_device = array_api_compat.device(xp.asarray(0.0))
+    assert array_api_compat.device(actual) == expected_device, (
+        f"result on {array_api_compat.device(actual)}, expected {expected_device} {err_msg}")
+    host = to_host(actual)
+    if rtol is None:
+        rtol = 1e-5 if host.dtype == np.float32 else 1e-10
+    np.testing.assert_allclose(host, to_host(desired), rtol=rtol, atol=atol, err_msg=err_msg)

@@ -6,8 +6,10 @@ import math
 import numpy as np
 import pytest
 
-from lae_core.backend import to_device, to_host
+from lae_core.backend import to_device
 from lae_core.optim import OPTIMIZERS, adam, gd, get_optimizer, select_runs, sgd_nesterov
+
+from ..conftest import xp_assert_close
 
 LR = np.array([0.1, 0.05])
 
@@ -84,7 +86,7 @@ def test_every_optimizer_finds_the_minimum_of_a_quadratic(xp, name):
     state = opt.init(params)
     for _ in range(3000):
         params, state = opt.update((a * (params[0] - target),), state, params, lr)
-    np.testing.assert_allclose(to_host(params[0]), to_host(target), atol=1e-6)
+    xp_assert_close(params[0], target, xp=xp, rtol=0, atol=1e-6)
 
 
 def test_select_runs_keeps_the_state_of_the_chosen_runs(arrays):
