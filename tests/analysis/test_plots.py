@@ -133,6 +133,7 @@ def test_crowded_k_labels_are_thinned_but_keep_the_largest():
     assert spaced_labels(list(FIG4_KS)) == [2, 5, 10, 20, 50, 100, 200, 500]
 
 
+@pytest.mark.slow  # end to end, several seconds; .ci/run runs it
 def test_plot_command_writes_png_and_svg_of_every_drawn_figure(tmp_path, fig4_run, capsys):
     run, _ = history_run(tmp_path)
     out = tmp_path / "plots"

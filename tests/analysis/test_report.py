@@ -4,6 +4,8 @@ from __future__ import annotations
 import base64
 import re
 
+import pytest
+
 from bench.cli import main
 from bench.analysis.plots import all_plots
 
@@ -12,6 +14,7 @@ from .helpers import CPU, cell_records, write_run
 DATA_URI = re.compile(r'<img alt="[^"]*" src="data:image/svg\+xml;base64,([A-Za-z0-9+/=]+)">')
 
 
+@pytest.mark.slow  # end to end, several seconds; .ci/run runs it
 def test_report_is_self_contained_and_embeds_every_plot(tmp_path, fig4_run, capsys):
     baseline = write_run(tmp_path / "baseline", cell_records([300] * 3, k=2))
     out = tmp_path / "report.html"

@@ -61,6 +61,7 @@ def test_rerun_resumes_without_redoing_anything(smoke_run):
     assert len(load_manifest(run_dir)["sessions"]) >= 2
 
 
+@pytest.mark.slow  # end to end, several seconds; .ci/run runs it
 def test_module_entry_point_in_a_subprocess(tmp_path):
     done = subprocess.run([sys.executable, "-m", "bench", "run", "smoke", "--out",
                            str(tmp_path / "run"), "--quiet"], cwd=ROOT, capture_output=True,
@@ -69,6 +70,7 @@ def test_module_entry_point_in_a_subprocess(tmp_path):
     assert len(records(tmp_path / "run")) == 24 and "k=4" in done.stdout
 
 
+@pytest.mark.slow  # end to end, several seconds; .ci/run runs it
 @pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGINT], ids=["kill", "ctrl-c"])
 def test_interrupted_sweep_leaves_whole_records_and_resume_finishes(tmp_path, signum):
     # First curve reaches fast; the second (lr 1e-9: never) runs to a long cap: kill it there.

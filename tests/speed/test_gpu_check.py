@@ -7,9 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.slow  # end to end, several seconds; .ci/run runs it
 def test_the_gpu_check_script_runs_dry(tmp_path):
     out = tmp_path / "gpu"
     proc = subprocess.run(["bash", str(ROOT / "bench" / "perf" / "gpu_check.sh"), str(out), "--dry"],
