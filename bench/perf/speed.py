@@ -26,9 +26,10 @@ def epoch_flops(model: str, formulation: str, k: int, m: int, n: int) -> float:
     covariance: adds the (2k, m) x (m, m) product [W1; W2^T] C;
     sample: P and C W2 through X, 8 n m k; nd: X [W1^T W2], X^T [H Zm] (8 n m k) + k^2 terms.
     """
-    if model == "nd":
+    objective = get_objective(model)
+    if objective.needs_samples:   # nested dropout: every product goes through the samples
         return 8.0 * n * m * k + 4.0 * n * k * k + 4.0 * m * k * k
-    products = (6 if model == "rotation" else 4) * 2.0 * k * k * m
+    products = objective.kk_products * 2.0 * k * k * m
     if formulation == "covariance":
         products += 4.0 * k * m * m
     elif formulation == "sample":
