@@ -29,6 +29,8 @@ import numpy as np
 
 from lae_core import MODELS, Schedule, run_batch, synthetic
 
+from ..sweep.lr_table import paper_table
+
 TARGETS = {"fig4_seconds": 120.0, "batch64_throughput_gain": 20.0, "k500_speedup": 20.0}
 
 
@@ -70,9 +72,10 @@ def parity(p: Plan, out: Path) -> dict:
     schedule = Schedule(thresholds=(0.3,), max_epochs=p.parity_epochs, eval_every=10,
                         history=True)
     rows = []
+    rates = paper_table()   # stable for every model and optimizer: no per-model rule here
     for model in MODELS:
         for optimizer in ("sgd_nesterov", "adam"):
-            lr = 1e-4 if model == "rotation" else 1e-3
+            lr = rates.lookup(model, optimizer, p.parity_k)
             cpu, dev = (run_batch(data, model, optimizer, p.parity_k, [lr, lr], [1, 2],
                                   schedule=schedule, backend=b).runs
                         for b in ("numpy", p.device))
