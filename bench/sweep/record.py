@@ -63,6 +63,9 @@ class Record:
     # Per-block seconds of a same-run reference matrix product, timed beside the epochs (the
     # timing gate divides by them to cancel machine load); None where not measured.
     reference_times_s: list[float] | None = None
+    # Per-block CPU share of the training thread (CPU time / wall time; below 1: other
+    # processes took the CPU), which the timing gate uses to leave pre-empted blocks out.
+    block_cpu_shares: list[float] | None = None
     schema_version: int = SCHEMA_VERSION
 
     def to_json(self) -> dict[str, Any]:
@@ -95,7 +98,7 @@ FIELD_TYPES: dict[str, tuple[type, ...]] = {
     f.name: _runtime_types(hint) for f, hint in
     zip(fields(Record), typing.get_type_hints(Record).values())}
 # Fields a stored record may leave out (they came after schema 2 was first written).
-OPTIONAL = {"reference_times_s"}
+OPTIONAL = {"reference_times_s", "block_cpu_shares"}
 
 
 def validate(record: Mapping[str, Any]) -> Mapping[str, Any]:
