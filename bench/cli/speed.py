@@ -9,6 +9,7 @@ from pathlib import Path
 from lae_core import MODELS, OPTIMIZERS, synthetic
 
 from ..errors import UsageError
+from ..formatting import format_seconds
 from ..sweep.store import write_json_atomic
 
 
@@ -64,7 +65,7 @@ def speed_command(args) -> int:
                                       backend=args.backend)
                 rows.append(row)
                 print(f"{model:16} {optimizer:13} {k:4d} {row.formulation:10} "
-                      f"{_duration(row.epoch_s):>10} {row.gflop:7.3f} {row.gflops:7.1f} "
+                      f"{format_seconds(row.epoch_s):>10} {row.gflop:7.3f} {row.gflops:7.1f} "
                       f"{row.gemm_gflops:9.1f} {row.efficiency:5.0%} {row.bound_ratio:7.2f}",
                       flush=True)
     result = {"backend": args.backend, "dtype": args.dtype, "m": args.m, "n": args.n,
@@ -74,16 +75,12 @@ def speed_command(args) -> int:
                                       backend=args.backend)
         result["batch_scaling"] = speed.as_dicts([scaling])[0]
         print(f"batch of {scaling.runs} seeds ({scaling.model}, {scaling.optimizer}, "
-              f"k={scaling.k}): epoch {_duration(scaling.batch_epoch_s)} vs "
-              f"{_duration(scaling.single_epoch_s)} for one run = {scaling.cost_ratio:.1f}x "
+              f"k={scaling.k}): epoch {format_seconds(scaling.batch_epoch_s)} vs "
+              f"{format_seconds(scaling.single_epoch_s)} for one run = {scaling.cost_ratio:.1f}x "
               f"the cost, {scaling.throughput_gain:.1f}x the run-epochs per second")
     if args.out:
         write_json_atomic(args.out, result)
     return 0
-
-
-def _duration(seconds: float) -> str:
-    return f"{seconds * 1e6:.0f} us" if seconds < 1e-3 else f"{seconds * 1e3:.2f} ms"
 
 
 def register_gpu_check(verbs) -> None:

@@ -24,12 +24,13 @@ from tqdm import tqdm
 from lae_core import BatchResult, Dataset, Schedule, choose_formulation, get_objective, run_batch
 from lae_core.backend import backend_name, get_namespace
 
-from . import env
-from .config import DataConfig, SweepConfig
-from ..errors import UsageError
 from ..analysis.stats import median_epochs
-from .dataset import data_recipe, load_dataset
+from ..errors import UsageError
+from ..formatting import format_seconds
 from ..perf.reference import ReferenceClock
+from . import env
+from .config import SweepConfig
+from .dataset import data_recipe, load_dataset
 from .record import Record
 from .store import (MANIFEST, load_manifest, load_records, record_key, write_manifest,
                     write_record)
@@ -336,6 +337,7 @@ class Sweep:
                       epochs_to={str(t): e for t, e in run.epochs_to.items()},
                       wall_time_s=batch.wall_time, final=run.final,
                       reference_times_s=clock.block_times(len(run.epoch_times)),
+                      block_cpu_shares=clock.block_shares(len(run.epoch_times)),
                       **epoch_timing(run.epoch_times))
 
     def _error_record(self, cell: Cell, seed: int, runs: int, exc: Exception, elapsed: float
@@ -368,12 +370,12 @@ class Sweep:
             total += seconds
             lines.append(f"  {curve[0].model + '/' + curve[0].optimizer:<30} "
                          f"{len(pending):>3} cells  {min(per_epoch) * 1e3:.2g}-"
-                         f"{max(per_epoch) * 1e3:.2g} ms per epoch  {format_duration(seconds)}")
+                         f"{max(per_epoch) * 1e3:.2g} ms per epoch  {format_seconds(seconds)}")
         if not lines:
             return f"estimated cost of {config.name}: nothing left to run in {self.run_dir}"
         head = (f"estimated cost of {config.name} on {backend_name(self.xp)} "
                 f"({env.device_name(self.facts)}), {len(config.seeds)} seeds per batch: "
-                f"{format_duration(total)} if every run went to the {config.max_epochs}-epoch "
+                f"{format_seconds(total)} if every run went to the {config.max_epochs}-epoch "
                 f"cap. Runs that reach d_align {min(config.thresholds)} stop early"
                 + (" and stop_on_failure skips the rest of a failed curve"
                    if config.stop_on_failure else "")
@@ -400,13 +402,3 @@ def epoch_timing(epoch_times: list[float]) -> dict[str, Any]:
     q25, q50, q75 = np.percentile(steady, [25, 50, 75])
     return {"epoch_time_median_s": float(q50), "epoch_time_iqr_s": float(q75 - q25),
             "epoch_times_s": steady}
-
-
-def format_duration(seconds: float) -> str:
-    """'42 s', '3 min 20 s', '2 h 05 min'."""
-    seconds = round(seconds)
-    if seconds < 60:
-        return f"{seconds} s"
-    if seconds < 3600:
-        return f"{seconds // 60} min {seconds % 60:02d} s"
-    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
