@@ -17,10 +17,10 @@ Each matched cell gets three checks:
   becomes censored always is;
 - status: seed by seed, reached < capped < diverged < error; any seed that got worse is a
   regression;
-- time: the timing gate of ``timing.py`` (per-block epoch time over a same-run reference
-  product, which cancels machine load; beyond ``time_factor`` and significant over chunks of
-  blocks). Timings are compared only between the same CPU model and device, unless
-  ``allow_cross_machine``.
+- time: the timing gate of ``timing.py``: only the blocks that had the CPU to themselves,
+  each side's epoch times over its same-run reference product; beyond ``time_factor`` and
+  significant over chunks of blocks. A side timed on a busy machine is not judged. Timings
+  are compared only between the same CPU model and device, unless ``allow_cross_machine``.
 
 Changes beyond 1 / factor the other way are improvements. Exit codes: 0 no regression,
 1 regression, 3 nothing comparable (no cell in common).
@@ -39,7 +39,8 @@ from ..errors import EXIT_NOTHING_COMPARABLE, EXIT_OK, EXIT_RUN_FAILED, UsageErr
 from ..sweep.store import _jsonable, load_manifest
 from .stats import cell_summary, load_results
 from .thresholds import Limits, Thresholds
-from .timing import IMPROVEMENT, REGRESSION, SAME, timing_change, timing_samples
+from .timing import (IMPROVEMENT, NOT_COMPARED, REGRESSION, SAME, timing_change,
+                     timing_samples)
 
 IDENTITY = ("data_id", "model", "optimizer", "k", "lr", "hyperparameters", "max_epochs",
             "eval_every", "thresholds", "dtype", "backend")
@@ -47,7 +48,6 @@ MATCH_KEY = IDENTITY          # the key of a cell when nothing is matched across
 # Fields listed when they differ although they are not part of a cell's identity.
 DESCRIBED = ("seeds", "formulation", "device")
 STATUS_RANK = {"reached": 0, "capped": 1, "diverged": 2, "error": 3}
-NOT_COMPARED = "not_compared"
 UNKNOWN = "?"       # the hyperparameters of a cell whose runs all errored before training
 CROSS_MACHINE_HINT = "pass --allow-cross-machine to compare anyway"
 FINGERPRINT_NOTE = "data built on another machine: bitwise different, same recipe"
@@ -396,7 +396,8 @@ def status_check(base: pd.DataFrame, cand: pd.DataFrame) -> Check:
 def time_check(base: pd.DataFrame, cand: pd.DataFrame, limits: Limits,
                allow_cross_machine: bool = False) -> Check:
     """The timing gate (timing.py) on a cell's two batches; baseline / candidate shown as
-    their median raw seconds per epoch, the ratio load-adjusted where it can be."""
+    their median raw seconds per epoch, the ratio the gate's (clean blocks, over the
+    reference)."""
     refusal = _timing_refusal(base, cand, allow_cross_machine)
     if refusal:
         return Check("time", NOT_COMPARED, note=refusal)
@@ -405,7 +406,7 @@ def time_check(base: pd.DataFrame, cand: pd.DataFrame, limits: Limits,
         return Check("time", NOT_COMPARED, note="no per-epoch timings stored")
     change = timing_change(b, c, limits.time_factor, limits.alpha)
     note = change.note
-    if change.normalized:
+    if change.normalized and change.verdict != NOT_COMPARED:
         note = "; ".join(filter(None, (f"load-adjusted (raw x{change.raw_ratio:.2f})", note)))
     return Check("time", change.verdict, float(np.median(b.epoch_s)),
                  float(np.median(c.epoch_s)), change.ratio, limits.time_factor,

@@ -1,19 +1,24 @@
 """The timing gate: is a cell's epoch really slower, or was the machine busy?
 
 Samples. A cell's seeds train as one batch, timed block by block (``eval_every`` epochs each,
-warm-up block excluded). Next to every block the sweep times a fixed reference product of the
-cell's dominant shape (``bench.perf.reference``), so each block has a load-cancelling ratio
+warm-up block excluded). Beside every block the sweep records (``bench.perf.reference``):
 
-    q_b = epoch_time_b / reference_time_b        (block b; unitless, "epochs in products")
+- the block's CPU share: the training thread's CPU time over the wall time. Other processes
+  that take the CPU away leave it below 1, and nothing measured in the same run undoes that (a
+  pre-empted block is late by whole scheduler slices, a short reference product is rarely
+  hit). Only *clean* blocks, share >= ``CLEAN_SHARE``, are timed samples; a side with fewer
+  than ``MIN_CLEAN_BLOCKS`` of them was timed on a busy machine and its time is not judged.
+- a fixed reference product of the cell's dominant shape. A machine that is slower as a
+  whole (clock frequency, a neighbour on the memory bus) slows it like the epoch, so each
+  side's clean epoch times are divided by the median of its reference times:
+  q_b = epoch_time_b / median(reference), unitless "epochs in reference products".
 
-Other processes slow both terms of a block alike, so q does not move with machine load, while a
-slower epoch (more work, a worse code path) moves q and not the reference. Records without
-reference times (older runs) fall back to the raw epoch times, with a note that load is not
-cancelled there.
+Records without these (older runs, other tools) fall back to every block and raw times, with a
+note that load is not accounted for there.
 
-Independence. Neighbouring blocks share the machine's state (a burst of load, a frequency
-step), so they are not independent samples. The blocks are cut into up to ``TIMING_CHUNKS``
-contiguous chunks and each chunk's median is one sample; the test runs on those.
+Independence. Neighbouring blocks share the machine's state, so they are not independent
+samples: the clean blocks are cut into up to ``TIMING_CHUNKS`` contiguous chunks and each
+chunk's median is one sample; the test runs on those.
 
 Decision (asv's rule: big enough and not noise): a regression when the ratio of the medians of
 q, candidate over baseline, exceeds the cell's ``time_factor`` AND a one-sided Mann-Whitney U
@@ -31,37 +36,55 @@ from scipy.stats import mannwhitneyu
 
 from .stats import batch_timings
 
-REGRESSION, IMPROVEMENT, SAME = "regression", "improvement", "same"
+REGRESSION, IMPROVEMENT, SAME, NOT_COMPARED = "regression", "improvement", "same", "not_compared"
 TIMING_CHUNKS = 8
-RAW_NOTE = "raw epoch times (no same-run reference recorded): machine load is not cancelled"
+CLEAN_SHARE = 0.9
+MIN_CLEAN_BLOCKS = 5
+RAW_NOTE = "raw epoch times (no same-run reference recorded): machine load not accounted for"
 
 
 @dataclass(frozen=True)
 class TimingSamples:
-    """One side of a cell: its batch's per-block epoch times and same-run reference times.
+    """One side of a cell: its batch's per-block epoch times, the same-run reference times and
+    CPU shares beside them.
 
     epoch_s: (b,) seconds per epoch per block; reference_s: (b,) seconds per reference
-    product measured beside each block, or None when the records have none."""
+    product, or None; cpu_share: (b,) training-thread CPU time / wall time, or None."""
 
     epoch_s: np.ndarray
     reference_s: np.ndarray | None = None
+    cpu_share: np.ndarray | None = None
 
     @property
     def normalized(self) -> bool:
         return self.reference_s is not None
 
-    def ratios(self) -> np.ndarray:
-        """q_b = epoch_s / reference_s per block (epoch_s where there is no reference)."""
-        return self.epoch_s / self.reference_s if self.normalized else self.epoch_s
+    @property
+    def clean(self) -> np.ndarray:
+        """(b,) bool: the blocks that had the CPU to themselves (all, without shares)."""
+        if self.cpu_share is None:
+            return np.ones(self.epoch_s.size, dtype=bool)
+        return self.cpu_share >= CLEAN_SHARE
+
+    def samples(self) -> np.ndarray:
+        """q of the clean blocks, in block order (raw epoch times without a reference)."""
+        times = self.epoch_s[self.clean]
+        if not self.normalized:
+            return times
+        return times / np.median(self.reference_s[self.clean])
+
+
+def _per_block(runs: pd.DataFrame, column: str, size: int) -> np.ndarray | None:
+    values = batch_timings(runs, column)
+    ok = values.size == size and size > 0 and bool(np.all(np.isfinite(values) & (values > 0)))
+    return values if ok else None
 
 
 def timing_samples(runs: pd.DataFrame) -> TimingSamples:
     """The timing samples of one side of a cell, from its records."""
     epoch = batch_timings(runs)
-    reference = batch_timings(runs, "reference_times_s")
-    usable = (reference.size == epoch.size and reference.size > 0
-              and bool(np.all(np.isfinite(reference) & (reference > 0))))
-    return TimingSamples(epoch, reference if usable else None)
+    return TimingSamples(epoch, _per_block(runs, "reference_times_s", epoch.size),
+                         _per_block(runs, "block_cpu_shares", epoch.size))
 
 
 def chunk_medians(values: np.ndarray, chunks: int = TIMING_CHUNKS) -> np.ndarray:
@@ -75,22 +98,37 @@ class TimingChange:
     """Candidate against baseline: ratio of the median q (or raw times), p, verdict."""
 
     verdict: str
-    ratio: float
-    raw_ratio: float          # ratio of the median raw epoch times, for the reader
+    ratio: float | None
+    raw_ratio: float | None    # ratio of the median raw epoch times, for the reader
     p_value: float | None
     normalized: bool
     note: str = ""
 
 
+def busy_note(base: TimingSamples, cand: TimingSamples) -> str:
+    """Why a side's time cannot be judged ('' when both had enough clean blocks)."""
+    for side, s in (("baseline", base), ("candidate", cand)):
+        clean = int(s.clean.sum())
+        if s.cpu_share is not None and clean < MIN_CLEAN_BLOCKS:
+            return (f"{side} timed on a busy machine: {clean} of {s.epoch_s.size} blocks had "
+                    f"the CPU to themselves (share >= {CLEAN_SHARE:g}, {MIN_CLEAN_BLOCKS} "
+                    "needed); rerun it where nothing else runs")
+    return ""
+
+
 def timing_change(base: TimingSamples, cand: TimingSamples, factor: float, alpha: float
                   ) -> TimingChange:
-    """The gate's decision (module docstring): factor and significance, on q when both sides
-    recorded reference times, on raw epoch times otherwise."""
-    normalized = base.normalized and cand.normalized
-    b = base.ratios() if normalized else base.epoch_s
-    c = cand.ratios() if normalized else cand.epoch_s
-    ratio = float(np.median(c) / np.median(b))
+    """The gate's decision (module docstring): clean blocks only, on q when both sides
+    recorded reference times, on raw epoch times otherwise; factor and significance."""
     raw_ratio = float(np.median(cand.epoch_s) / np.median(base.epoch_s))
+    busy = busy_note(base, cand)
+    normalized = base.normalized and cand.normalized
+    if busy:
+        return TimingChange(NOT_COMPARED, None, raw_ratio, None, normalized, busy)
+    if not normalized:
+        base, cand = (TimingSamples(s.epoch_s, None, s.cpu_share) for s in (base, cand))
+    b, c = base.samples(), cand.samples()
+    ratio = float(np.median(c) / np.median(b))
     note = "" if normalized else RAW_NOTE
     direction = REGRESSION if ratio > factor else IMPROVEMENT if ratio < 1 / factor else SAME
     if direction == SAME:

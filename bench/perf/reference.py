@@ -1,11 +1,16 @@
-"""A same-run reference for the timing gate: a fixed matrix product timed beside every block.
+"""What the timing gate needs besides the epoch times, measured beside every timing block.
 
-Machine load (other processes, a busy CI runner) slows an epoch and a plain matrix product
-alike, so their ratio cancels it (``bench.analysis.timing``). The product has the dominant
-shape of the cell's formulation (``speed.dominant_shape``: the same kernel, size and threading
-as the epoch's main work) with fixed random operands, so no change to the training code can
-move it. It is timed right after every evaluation, i.e. just before the next block starts, and
-costs about ``1 / (5 x products per epoch)`` of a block.
+1. A same-run reference product. A machine that runs slower as a whole (another CPU
+   frequency, another process sharing the memory bus or the caches) slows an epoch and a plain
+   matrix product alike, so their ratio cancels it (``bench.analysis.timing``). The product
+   has the dominant shape of the cell's formulation (``speed.dominant_shape``: the same kernel,
+   size and threading as the epoch's main work) with fixed random operands, so no change to the
+   training code can move it. It is timed right after every evaluation, just before the next
+   block starts, and costs about ``1 / (5 x products per epoch)`` of a block.
+2. The CPU share of every block: the training thread's CPU time over the wall time from one
+   evaluation to the next. Other processes that take the CPU away (time-slicing on a busy
+   machine) leave it below 1; no ratio cancels that, since a block and a short reference are
+   not pre-empted alike, so the gate keeps only the blocks that had the CPU to themselves.
 """
 from __future__ import annotations
 
@@ -35,15 +40,24 @@ class ReferenceClock:
         rng = np.random.default_rng(0)
         dt = be.dtype_of(xp, dtype)
         self.xp, self.then = xp, then
+        # On a GPU the host thread waits for the device: its CPU share says nothing of load.
+        self.on_cpu = be.backend_name(xp) != "cupy"
         self.a = be.to_device(xp, rng.standard_normal(a_shape), dt)
         self.b = be.to_device(xp, rng.standard_normal(b_shape), dt)
         self.products = max(1, eval_every // PRODUCTS_PER_EPOCHS)
         self.times: list[float] = []
+        self.shares: list[float] = []      # shares[b - 1]: CPU share of block b (and its eval)
+        self._mark: tuple[float, float] | None = None
 
     def __call__(self, epoch: int, align: np.ndarray) -> None:
+        wall, cpu = time.perf_counter(), time.thread_time()
+        if self._mark is not None:
+            self.shares.append(min(1.0, (cpu - self._mark[1]) / max(wall - self._mark[0],
+                                                                      1e-12)))
         if self.then is not None:
             self.then(epoch, align)
         self.times.append(self.measure())
+        self._mark = (time.perf_counter(), time.thread_time())
 
     def measure(self) -> float:
         """Seconds per product, device-synchronised."""
@@ -58,3 +72,8 @@ class ReferenceClock:
         """The reference time beside each of the first ``blocks`` blocks (the one measured
         just before it), warm-up block excluded as in the epoch timings."""
         return list(self.times[1:blocks])
+
+    def block_shares(self, blocks: int) -> list[float] | None:
+        """The CPU share of each of the first ``blocks`` blocks, warm-up block excluded (None
+        on a GPU)."""
+        return [round(s, 4) for s in self.shares[1:blocks]] if self.on_cpu else None
