@@ -21,12 +21,11 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from lae_core.objectives import MODELS
 from lae_core.optim import OPTIMIZERS
 
 from ..errors import UsageError
+from ..validate import bad, choice, integer, items, mapping, number, read_yaml_file
 
 FILE_VERSION = 1
 TOP_LEVEL_KEYS = ("version", "d_align_threshold", "default", "overrides")
@@ -89,92 +88,59 @@ def load_thresholds(path: str | Path | None = None) -> Thresholds:
     """
     if path is None:
         return Thresholds()
-    path = Path(path)
-    if not path.is_file():
-        raise UsageError(f"--thresholds: {path} does not exist")
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise UsageError(f"--thresholds: {path} is not valid YAML ({exc})".replace("\n", " ")
-                         ) from None
+    raw = read_yaml_file(Path(path), "--thresholds") or {}
     return parse_thresholds(raw, source=str(path))
 
 
 def parse_thresholds(raw: Any, source: str = "thresholds") -> Thresholds:
-    """Validate the mapping read from a thresholds file (see the module docstring)."""
-    _require_mapping(raw, source, TOP_LEVEL_KEYS)
+    """Validate the mapping read from a thresholds file (see the module docstring); errors
+    start with ``source``."""
+    try:
+        return _thresholds(raw, source)
+    except UsageError as exc:
+        raise UsageError(f"{source}: {exc}") from None
+
+
+def _thresholds(raw: Any, source: str) -> Thresholds:
+    mapping(raw, "", TOP_LEVEL_KEYS)
     version = raw.get("version", FILE_VERSION)
     if version != FILE_VERSION:
-        raise UsageError(f"{source}: version: {version!r} is not {FILE_VERSION}")
-    level = _number(raw.get("d_align_threshold", Thresholds.d_align_threshold),
-                    f"{source}: d_align_threshold", low=0.0, high=1.0,
-                    allowed="a number in (0, 1)")
-    default = replace(Limits(), **_limit_values(raw.get("default") or {}, f"{source}: default",
-                                                LIMIT_KEYS))
+        raise bad("version", version, str(FILE_VERSION))
+    level = number(raw.get("d_align_threshold", Thresholds.d_align_threshold),
+                   "d_align_threshold", lambda x: 0 < x < 1, "a number in (0, 1)")
+    default = replace(Limits(), **_limit_values(raw.get("default") or {}, "default"))
     overrides = raw.get("overrides") or []
     if not isinstance(overrides, list):
-        raise UsageError(f"{source}: overrides: {overrides!r} is not a list of mappings")
-    return Thresholds(level, default, tuple(_override(item, f"{source}: overrides[{i}]")
+        raise bad("overrides", overrides, "a list of mappings")
+    return Thresholds(level, default, tuple(_override(item, f"overrides[{i}]")
                                             for i, item in enumerate(overrides)), source)
 
 
 def _override(item: Any, where: str) -> Override:
-    _require_mapping(item, where, MATCH_KEYS + LIMIT_KEYS)
-    model, optimizer, ks = item.get("model"), item.get("optimizer"), item.get("k")
-    if model is not None and model not in MODELS:
-        raise UsageError(f"{where}.model: {model!r} is not one of {', '.join(MODELS)}")
-    if optimizer is not None and optimizer not in OPTIMIZERS:
-        raise UsageError(f"{where}.optimizer: {optimizer!r} is not one of "
-                         f"{', '.join(OPTIMIZERS)}")
-    if ks is not None:
-        ks = ks if isinstance(ks, list) else [ks]
-        if not ks or not all(map(_positive_int, ks)):
-            raise UsageError(f"{where}.k: {item['k']!r} is not a positive integer or a list "
-                             "of them")
-        ks = tuple(ks)
+    mapping(item, where, MATCH_KEYS + LIMIT_KEYS)
+    model, optimizer = item.get("model"), item.get("optimizer")
+    if model is not None:
+        choice(model, f"{where}.model", MODELS)
+    if optimizer is not None:
+        choice(optimizer, f"{where}.optimizer", OPTIMIZERS)
+    ks = item.get("k")   # one k or a list of them
+    if isinstance(ks, list):
+        ks = items(ks, f"{where}.k", lambda v, p: integer(v, p, 1))
+    elif ks is not None:
+        ks = (integer(ks, f"{where}.k", 1),)
     k_max = item.get("k_max")
-    if k_max is not None and not _positive_int(k_max):
-        raise UsageError(f"{where}.k_max: {k_max!r} is not a positive integer")
-    changes = _limit_values({key: v for key, v in item.items() if key in LIMIT_KEYS}, where,
-                            LIMIT_KEYS)
+    if k_max is not None:
+        k_max = integer(k_max, f"{where}.k_max", 1)
+    changes = _limit_values({key: v for key, v in item.items() if key in LIMIT_KEYS}, where)
     if not changes:
         raise UsageError(f"{where}: sets no limit (allowed: {', '.join(LIMIT_KEYS)})")
     return Override(model, optimizer, ks, changes, k_max)
 
 
-def _positive_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
-
-
-def _limit_values(raw: Any, where: str, allowed: tuple[str, ...]) -> dict[str, float]:
+def _limit_values(raw: Any, where: str) -> dict[str, float]:
     """Validated limit values: factors >= 1 (1 = no change allowed), alpha in (0, 1)."""
-    _require_mapping(raw, where, allowed)
-    out = {}
-    for key, value in raw.items():
-        if key == "alpha":
-            out[key] = _number(value, f"{where}.alpha", low=0.0, high=1.0,
-                               allowed="a number in (0, 1)")
-        else:
-            out[key] = _number(value, f"{where}.{key}", low=1.0, high=None,
-                               allowed="a number >= 1", low_inclusive=True)
-    return out
-
-
-def _require_mapping(raw: Any, where: str, allowed: tuple[str, ...]) -> None:
-    if not isinstance(raw, dict):
-        raise UsageError(f"{where}: {raw!r} is not a mapping (allowed keys: "
-                         f"{', '.join(allowed)})")
-    unknown = [key for key in raw if key not in allowed]
-    if unknown:
-        raise UsageError(f"{where}: unknown key {unknown[0]!r} (allowed: {', '.join(allowed)})")
-
-
-def _number(value: Any, where: str, *, low: float, high: float | None, allowed: str,
-            low_inclusive: bool = False) -> float:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if ok:
-        above = value >= low if low_inclusive else value > low
-        ok = above and (high is None or value < high)
-    if not ok:
-        raise UsageError(f"{where}: {value!r} is not {allowed}")
-    return float(value)
+    mapping(raw, where, LIMIT_KEYS)
+    return {key: (number(value, f"{where}.{key}", lambda x: 0 < x < 1, "a number in (0, 1)")
+                  if key == "alpha" else
+                  number(value, f"{where}.{key}", lambda x: x >= 1, "a number >= 1"))
+            for key, value in raw.items()}

@@ -12,7 +12,7 @@ from lae_core.backend import BACKENDS, DTYPES, BackendError, backend_name, get_n
 from ..sweep import env
 from ..sweep.config import load_config, preset_names, preset_text
 from ..errors import EXIT_OK, EXIT_RUN_FAILED
-from ..sweep.lr_table import read_yaml
+from ..validate import read_yaml
 from ..sweep.runner import RESULTS_ROOT, Sweep, default_run_dir, discard_results
 from ..analysis.table import FORMATS, figure_table, render
 from . import EPILOG

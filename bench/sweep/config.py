@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, TypeVar
+from typing import Any, Mapping
 
 import numpy as np
 
@@ -25,9 +24,10 @@ from lae_core.hyper import PRESETS as HYPER_PRESETS
 from lae_core.hyper import geometric_keep_probs
 
 from ..errors import UsageError
-from .lr_table import LrTable, constant_table, load_table, paper_table, read_yaml
+from ..validate import (bad, boolean, choice, integer, items, mapping, number, read_yaml,
+                        text)
+from .lr_table import LrTable, constant_table, load_table, paper_table
 
-T = TypeVar("T")
 DATA_KINDS = ("synthetic", "mnist", "npy")
 MNIST_M = 784
 HEADLINE = 0.3
@@ -148,14 +148,15 @@ def load_config(target: str, overrides: Mapping[str, Any] | None = None) -> Swee
     """A preset name or a YAML file, with command-line overrides of top-level keys (and
     ``data.path``), validated. Errors are one line prefixed with the preset or file."""
     if target in preset_names():
-        name, text, base_dir, origin = target, preset_text(target), Path.cwd(), f"preset {target}"
+        name, content, base_dir, origin = (target, preset_text(target), Path.cwd(),
+                                           f"preset {target}")
     elif target.endswith((".yaml", ".yml")) or Path(target).is_file():
         path = Path(target)
-        name, text, base_dir, origin = path.stem, _read_text(path), path.parent, str(path)
+        name, content, base_dir, origin = path.stem, _read_text(path), path.parent, str(path)
     else:
         raise UsageError(f"run: {target!r} is neither a preset ({', '.join(preset_names())}) "
                          "nor a .yaml config file")
-    raw = read_yaml(text, origin)
+    raw = read_yaml(content, origin)
     if isinstance(raw, dict):
         raw = _merge(raw, overrides or {})
     try:
@@ -185,81 +186,6 @@ def _merge(raw: dict, overrides: Mapping[str, Any]) -> dict:
     return merged
 
 
-# --- validation helpers: each checks one value and names its key path on failure -----------------
-
-def _show(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-def _bad(path: str, value: Any, allowed: str) -> UsageError:
-    return UsageError(f"{path}: {_show(value)} is not allowed; expected {allowed}")
-
-
-def _mapping(value: Any, path: str, allowed: Iterable[str], required: Iterable[str] = ()
-             ) -> dict:
-    allowed = tuple(allowed)
-    if not isinstance(value, dict):
-        raise _bad(path or "config", value, f"a mapping with keys {', '.join(allowed)}")
-    prefix = f"{path}." if path else ""
-    for key in value:
-        if key not in allowed:
-            raise UsageError(f"{prefix}{key}: unknown key; expected one of {', '.join(allowed)}")
-    for key in required:
-        if key not in value:
-            raise UsageError(f"{prefix}{key}: missing; this key is required")
-    return value
-
-
-def _integer(value: Any, path: str, low: int, high: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low or (
-            high is not None and value > high):
-        upper = f" to {high}" if high is not None else " or more"
-        raise _bad(path, value, f"an integer from {low}{upper}")
-    return value
-
-
-def _number(value: Any, path: str, ok: Callable[[float], bool], what: str) -> float:
-    """A finite float; numeric strings count, since YAML reads '1e-3' as text."""
-    try:
-        number = math.nan if isinstance(value, bool) else float(value)
-    except (TypeError, ValueError):
-        number = math.nan
-    if not (math.isfinite(number) and ok(number)):
-        raise _bad(path, value, what)
-    return number
-
-
-def _choice(value: Any, path: str, allowed: Iterable[str]) -> str:
-    allowed = tuple(allowed)
-    if not isinstance(value, str) or value not in allowed:
-        raise _bad(path, value, f"one of {', '.join(allowed)}")
-    return value
-
-
-def _boolean(value: Any, path: str) -> bool:
-    if not isinstance(value, bool):
-        raise _bad(path, value, "true or false")
-    return value
-
-
-def _text(value: Any, path: str) -> str:
-    if not isinstance(value, str):
-        raise _bad(path, value, "text")
-    return value
-
-
-def _items(value: Any, path: str, item: Callable[[Any, str], T], unique: bool = True
-           ) -> tuple[T, ...]:
-    """A non-empty list, each element checked by ``item(element, 'path[i]')``."""
-    if not isinstance(value, list) or not value:
-        raise _bad(path, value, "a non-empty list")
-    out = tuple(item(v, f"{path}[{i}]") for i, v in enumerate(value))
-    if unique and len(set(out)) != len(out):
-        raise _bad(path, value, "a list without repeated values")
-    return out
-
-
 # --- the sections of a config -------------------------------------------------------------------
 
 TOP_KEYS = ("description", "expected_cost", "estimate_before_run", "data", "models",
@@ -270,15 +196,15 @@ TOP_KEYS = ("description", "expected_cost", "estimate_before_run", "data", "mode
 
 def parse_config(raw: Any, *, name: str, base_dir: Path = Path(".")) -> SweepConfig:
     """Validate a parsed YAML document into a SweepConfig (see the module docstring)."""
-    raw = _mapping(raw, "", TOP_KEYS, required=("models", "k"))
+    raw = mapping(raw, "", TOP_KEYS, required=("models", "k"))
     data = parse_data(raw.get("data", {}), base_dir)
-    models = _items(raw["models"], "models", lambda v, p: _choice(v, p, MODELS))
-    optimizers = _items(raw.get("optimizers", ["sgd_nesterov", "adam"]), "optimizers",
-                        lambda v, p: _choice(v, p, OPTIMIZERS))
-    ks = _items(raw["k"], "k", lambda v, p: _integer(v, p, 1, data.m))
-    thresholds = _items(raw.get("thresholds", [HEADLINE]), "thresholds",
-                        lambda v, p: _number(v, p, lambda x: 0 < x < 1, "a number in (0, 1)"))
-    max_epochs = _integer(raw.get("max_epochs", 50_000), "max_epochs", 1, 10**9)
+    models = items(raw["models"], "models", lambda v, p: choice(v, p, MODELS))
+    optimizers = items(raw.get("optimizers", ["sgd_nesterov", "adam"]), "optimizers",
+                        lambda v, p: choice(v, p, OPTIMIZERS))
+    ks = items(raw["k"], "k", lambda v, p: integer(v, p, 1, data.m))
+    thresholds = items(raw.get("thresholds", [HEADLINE]), "thresholds",
+                        lambda v, p: number(v, p, lambda x: 0 < x < 1, "a number in (0, 1)"))
+    max_epochs = integer(raw.get("max_epochs", 50_000), "max_epochs", 1, 10**9)
     config = SweepConfig(
         name=name, data=data, models=models, optimizers=optimizers, k=tuple(sorted(ks)),
         lr=parse_lr(raw.get("lr", "paper"), data.kind, base_dir),
@@ -286,17 +212,17 @@ def parse_config(raw: Any, *, name: str, base_dir: Path = Path(".")) -> SweepCon
         thresholds=tuple(sorted(thresholds, reverse=True)),
         headline=_headline(raw, thresholds),
         max_epochs=max_epochs,
-        eval_every=_integer(raw.get("eval_every", 10), "eval_every", 1, max_epochs),
-        dtype=_choice(raw.get("dtype", "float32"), "dtype", DTYPES),
-        backend=_choice(raw.get("backend", "auto"), "backend", BACKENDS),
-        formulation=_choice(raw.get("formulation", "auto"), "formulation",
+        eval_every=integer(raw.get("eval_every", 10), "eval_every", 1, max_epochs),
+        dtype=choice(raw.get("dtype", "float32"), "dtype", DTYPES),
+        backend=choice(raw.get("backend", "auto"), "backend", BACKENDS),
+        formulation=choice(raw.get("formulation", "auto"), "formulation",
                             ("auto",) + FORMULATIONS),
         hyperparameters=parse_hyperparameters(raw.get("hyperparameters", {})),
-        stop_on_failure=_boolean(raw.get("stop_on_failure", False), "stop_on_failure"),
-        history=_boolean(raw.get("history", False), "history"),
-        description=_text(raw.get("description", ""), "description"),
-        expected_cost=_text(raw.get("expected_cost", ""), "expected_cost"),
-        estimate_before_run=_boolean(raw.get("estimate_before_run", False),
+        stop_on_failure=boolean(raw.get("stop_on_failure", False), "stop_on_failure"),
+        history=boolean(raw.get("history", False), "history"),
+        description=text(raw.get("description", ""), "description"),
+        expected_cost=text(raw.get("expected_cost", ""), "expected_cost"),
+        estimate_before_run=boolean(raw.get("estimate_before_run", False),
                                      "estimate_before_run"))
     _check_grid(config)
     return config
@@ -305,7 +231,7 @@ def parse_config(raw: Any, *, name: str, base_dir: Path = Path(".")) -> SweepCon
 def _headline(raw: dict, thresholds: tuple[float, ...]) -> float:
     """The threshold of tables and stop_on_failure: 0.3 when recorded, else the lowest."""
     default = HEADLINE if HEADLINE in thresholds else min(thresholds)
-    value = _number(raw.get("headline", default), "headline", lambda x: x in thresholds,
+    value = number(raw.get("headline", default), "headline", lambda x: x in thresholds,
                     f"one of the thresholds {list(thresholds)}")
     return value
 
@@ -333,7 +259,7 @@ DATA_KEYS = {"synthetic": ("kind", "m", "n", "seed", "spectrum"),
 def parse_data(raw: Any, base_dir: Path) -> DataConfig:
     """data: synthetic (m, n, seed, spectrum), mnist (path) or npy (path, center)."""
     every_key = dict.fromkeys(key for keys in DATA_KEYS.values() for key in keys)
-    kind = _choice(_mapping(raw, "data", every_key).get("kind", "synthetic"), "data.kind",
+    kind = choice(mapping(raw, "data", every_key).get("kind", "synthetic"), "data.kind",
                    DATA_KINDS)
     for key in raw:
         if key not in DATA_KEYS[kind]:
@@ -342,11 +268,11 @@ def parse_data(raw: Any, base_dir: Path) -> DataConfig:
     if kind != "synthetic" and raw.get("path") is None:
         raise UsageError(f"data.path: missing; kind {kind} needs it (or pass --data-path)")
     if kind == "synthetic":
-        m = _integer(raw.get("m", 1000), "data.m", 2, 100_000)
-        return DataConfig(kind, m, _integer(raw.get("n", 5000), "data.n", 1, 10**8),
-                          _integer(raw.get("seed", 1234), "data.seed", 0),
+        m = integer(raw.get("m", 1000), "data.m", 2, 100_000)
+        return DataConfig(kind, m, integer(raw.get("n", 5000), "data.n", 1, 10**8),
+                          integer(raw.get("seed", 1234), "data.seed", 0),
                           parse_spectrum(raw.get("spectrum", {}), m))
-    path = _resolve(_text(raw["path"], "data.path"), base_dir)
+    path = _resolve(text(raw["path"], "data.path"), base_dir)
     if kind == "mnist":
         try:
             find_mnist_images(path)
@@ -356,7 +282,7 @@ def parse_data(raw: Any, base_dir: Path) -> DataConfig:
         return DataConfig(kind, MNIST_M, 60_000, path=path, center=True)
     n, m = _npy_shape(path)
     return DataConfig(kind, m, n, path=path,
-                      center=_boolean(raw.get("center", False), "data.center"))
+                      center=boolean(raw.get("center", False), "data.center"))
 
 
 def _resolve(path: str, base_dir: Path) -> str:
@@ -372,28 +298,28 @@ def _npy_shape(path: str) -> tuple[int, int]:
         raise UsageError(f"data.path: {path!r} is not a readable .npy file ({reason})") \
             from None
     if len(shape) != 2 or min(shape) < 2:
-        raise _bad("data.path", path, f"an (n, m) array of samples, not shape {shape}")
+        raise bad("data.path", path, f"an (n, m) array of samples, not shape {shape}")
     return shape[0], shape[1]
 
 
 def parse_spectrum(raw: Any, m: int) -> Spectrum:
     positive = (lambda x: x > 0, "a positive number")
-    raw = _mapping(raw, "data.spectrum", ("kind", "high", "low", "alpha", "values"))
-    kind = _choice(raw.get("kind", "linear"), "data.spectrum.kind", SPECTRA)
+    raw = mapping(raw, "data.spectrum", ("kind", "high", "low", "alpha", "values"))
+    kind = choice(raw.get("kind", "linear"), "data.spectrum.kind", SPECTRA)
     if "values" in raw and kind != "explicit":
         raise UsageError("data.spectrum.values: only used with kind explicit")
     values = None
     if kind == "explicit":
         if "values" not in raw:
             raise UsageError("data.spectrum.values: missing; kind explicit needs m values")
-        values = _items(raw["values"], "data.spectrum.values",
-                        lambda v, p: _number(v, p, *positive), unique=False)
+        values = items(raw["values"], "data.spectrum.values",
+                        lambda v, p: number(v, p, *positive), unique=False)
         if len(values) != m:
-            raise _bad("data.spectrum.values", f"{len(values)} values", f"m = {m} values")
+            raise bad("data.spectrum.values", f"{len(values)} values", f"m = {m} values")
     high = raw.get("high")
-    return Spectrum(kind, None if high is None else _number(high, "data.spectrum.high", *positive),
-                    _number(raw.get("low", 1.0), "data.spectrum.low", *positive),
-                    _number(raw.get("alpha", 1.0), "data.spectrum.alpha", *positive), values)
+    return Spectrum(kind, None if high is None else number(high, "data.spectrum.high", *positive),
+                    number(raw.get("low", 1.0), "data.spectrum.low", *positive),
+                    number(raw.get("alpha", 1.0), "data.spectrum.alpha", *positive), values)
 
 
 def parse_lr(raw: Any, data_kind: str, base_dir: Path) -> LrTable:
@@ -405,45 +331,45 @@ def parse_lr(raw: Any, data_kind: str, base_dir: Path) -> LrTable:
         return load_table(_resolve(raw[len(TUNED):], base_dir))
     if isinstance(raw, str) and raw.lower().endswith((".yaml", ".yml", ".csv")):
         return load_table(_resolve(raw, base_dir))
-    return constant_table(_number(raw, "lr", lambda x: x > 0, "a positive number, 'paper', "
+    return constant_table(number(raw, "lr", lambda x: x > 0, "a positive number, 'paper', "
                                   "a .yaml/.csv table file or tuned:FILE"))
 
 
 def parse_seeds(raw: Any) -> tuple[int, ...]:
     """A list of seeds, or {count: N, start: S} for S, S+1, ..., S+N-1."""
     if isinstance(raw, dict):
-        raw = _mapping(raw, "seeds", ("count", "start"), required=("count",))
-        start = _integer(raw.get("start", 0), "seeds.start", 0)
-        return tuple(range(start, start + _integer(raw["count"], "seeds.count", 1, 10_000)))
-    return _items(raw, "seeds", lambda v, p: _integer(v, p, 0))
+        raw = mapping(raw, "seeds", ("count", "start"), required=("count",))
+        start = integer(raw.get("start", 0), "seeds.start", 0)
+        return tuple(range(start, start + integer(raw["count"], "seeds.count", 1, 10_000)))
+    return items(raw, "seeds", lambda v, p: integer(v, p, 0))
 
 
 def parse_hyperparameters(raw: Any) -> Hyperparameters:
     """preset: paper | well_posed, then per-model overrides:
     uniform_sum {lam}, non_uniform_sum {w_range: [w_1, w_k]} (lam_i = w_i^2),
     nd_exp / nd {decay} (keep probabilities decay^i)."""
-    raw = _mapping(raw, "hyperparameters", ("preset",) + MODELS)
+    raw = mapping(raw, "hyperparameters", ("preset",) + MODELS)
     overrides = {}
     for model in MODELS:
         if model in raw:
             overrides[model] = _override(raw[model], f"hyperparameters.{model}", model)
-    return Hyperparameters(_choice(raw.get("preset", "paper"), "hyperparameters.preset",
+    return Hyperparameters(choice(raw.get("preset", "paper"), "hyperparameters.preset",
                                    HYPER_PRESETS), overrides)
 
 
 def _override(raw: Any, path: str, model: str) -> dict[str, Any]:
-    raw = _mapping(raw, path, OVERRIDES[model])
+    raw = mapping(raw, path, OVERRIDES[model])
     out: dict[str, Any] = {}
     if "lam" in raw:
-        out["lam"] = _number(raw["lam"], f"{path}.lam", lambda x: x >= 0, "a number >= 0")
+        out["lam"] = number(raw["lam"], f"{path}.lam", lambda x: x >= 0, "a number >= 0")
     if "decay" in raw:
-        out["decay"] = _number(raw["decay"], f"{path}.decay", lambda x: 0 < x <= 1,
+        out["decay"] = number(raw["decay"], f"{path}.decay", lambda x: 0 < x <= 1,
                                "a number in (0, 1]")
     if "w_range" in raw:
-        pair = _items(raw["w_range"], f"{path}.w_range",
-                      lambda v, p: _number(v, p, lambda x: x >= 0, "a number >= 0"),
+        pair = items(raw["w_range"], f"{path}.w_range",
+                      lambda v, p: number(v, p, lambda x: x >= 0, "a number >= 0"),
                       unique=False)
         if len(pair) != 2:
-            raise _bad(f"{path}.w_range", raw["w_range"], "[w_1, w_k], two numbers")
+            raise bad(f"{path}.w_range", raw["w_range"], "[w_1, w_k], two numbers")
         out["w_range"] = list(pair)
     return out

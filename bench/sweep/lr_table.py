@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import csv
 import io
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
@@ -34,6 +33,7 @@ import yaml
 from lae_core import MODELS, OPTIMIZERS
 
 from ..errors import UsageError
+from ..validate import bad, choice, number, read_yaml
 from .store import write_bytes_atomic
 
 EVERY_K = "*"     # how a rate for every k is written in files
@@ -134,14 +134,6 @@ def load_table(path: str | Path) -> LrTable:
     return _table_from_rows(rows, str(path))
 
 
-def read_yaml(text: str, what: str) -> Any:
-    """Parse YAML (config and table files); a syntax error becomes a one-line UsageError."""
-    try:
-        return yaml.safe_load(text)
-    except (yaml.YAMLError, ValueError, RecursionError) as exc:  # ValueError: bad dates
-        raise UsageError(f"{what}: not valid YAML ({' '.join(str(exc).split())})") from None
-
-
 def _yaml_rows(path: Path, text: str) -> list[dict[str, Any]]:
     raw = read_yaml(text, f"lr table {path}")
     if not isinstance(raw, dict):
@@ -162,10 +154,10 @@ def _table_from_rows(rows: list[dict[str, Any]], source: str) -> LrTable:
     rates: dict[tuple[str, str], dict[Any, float]] = {}
     for i, row in enumerate(rows, start=1):
         where = f"lr table {source}: entry {i} ({row['model']}/{row['optimizer']}/k={row['k']})"
-        if row["model"] not in MODELS or row["optimizer"] not in OPTIMIZERS:
-            raise UsageError(f"{where}: models are {', '.join(MODELS)}; optimizers are "
-                             f"{', '.join(OPTIMIZERS)}")
-        k, lr = _k_or_every(row["k"], where), _rate(row["lr"], where)
+        choice(row["model"], f"{where}: model", MODELS)
+        choice(row["optimizer"], f"{where}: optimizer", OPTIMIZERS)
+        k = _k_or_every(row["k"], where)
+        lr = number(row["lr"], f"{where}: lr", lambda x: x > 0, "a positive finite number")
         by_k = rates.setdefault((row["model"], row["optimizer"]), {})
         if k in by_k or (by_k and EVERY_K in {k, *by_k}):
             raise UsageError(f"{where}: a second rate for this model/optimizer and k")
@@ -176,22 +168,13 @@ def _table_from_rows(rows: list[dict[str, Any]], source: str) -> LrTable:
 
 
 def _k_or_every(value: Any, where: str) -> Any:
-    text = str(value).strip()
-    if text == EVERY_K:
+    """A positive k, or EVERY_K; CSV cells arrive as text."""
+    cell = str(value).strip()
+    if cell == EVERY_K:
         return EVERY_K
-    if isinstance(value, bool) or not text.isdigit() or int(text) < 1:
-        raise UsageError(f"{where}: k must be a positive integer or {EVERY_K!r} (every k)")
-    return int(text)
-
-
-def _rate(value: Any, where: str) -> float:
-    try:
-        lr = float(value) if not isinstance(value, bool) else math.nan
-    except (TypeError, ValueError):
-        lr = math.nan
-    if not (math.isfinite(lr) and lr > 0):
-        raise UsageError(f"{where}: lr {value!r} must be a positive finite number")
-    return lr
+    if isinstance(value, bool) or not cell.isdigit() or int(cell) < 1:
+        raise bad(f"{where}: k", value, f"a positive integer or {EVERY_K!r} (every k)")
+    return int(cell)
 
 
 def save_table(table: LrTable, path: str | Path) -> None:

@@ -163,5 +163,6 @@ def test_compare_command_bad_usage_is_one_line(pair, tmp_path, capsys):
     assert main(["compare", str(base), str(cand), "--thresholds", str(bad)]) == EXIT_USAGE
     assert main(["compare", str(base), str(tmp_path / "missing")]) == EXIT_USAGE
     errors = capsys.readouterr().err.strip().splitlines()
-    assert errors[0].endswith("default.time_factor: 0.5 is not a number >= 1")
+    assert errors[0].endswith("default.time_factor: 0.5 is not allowed; "
+                              "expected a number >= 1")
     assert "has no manifest.json" in errors[1] and len(errors) == 2

@@ -36,24 +36,30 @@ def test_a_later_matching_override_wins_and_others_keep_their_values():
 
 
 @pytest.mark.parametrize("raw, message", [
-    ({"defaults": {}}, "t.yaml: unknown key 'defaults' (allowed: version, d_align_threshold, "
-                       "default, overrides)"),
-    ({"default": {"time_factor": 0.9}}, "t.yaml: default.time_factor: 0.9 is not a number >= 1"),
-    ({"default": {"alpha": 1.5}}, "t.yaml: default.alpha: 1.5 is not a number in (0, 1)"),
-    ({"default": {"alpha": "low"}}, "t.yaml: default.alpha: 'low' is not a number in (0, 1)"),
-    ({"d_align_threshold": 2}, "t.yaml: d_align_threshold: 2 is not a number in (0, 1)"),
-    ({"version": 2}, "t.yaml: version: 2 is not 1"),
-    ({"overrides": {"model": "nd"}}, "t.yaml: overrides: {'model': 'nd'} is not a list"),
+    ({"defaults": {}}, "t.yaml: defaults: unknown key; expected one of version, "
+                       "d_align_threshold, default, overrides"),
+    ({"default": {"time_factor": 0.9}}, "t.yaml: default.time_factor: 0.9 is not allowed; "
+                                        "expected a number >= 1"),
+    ({"default": {"alpha": 1.5}}, "t.yaml: default.alpha: 1.5 is not allowed; expected a "
+                                  "number in (0, 1)"),
+    ({"default": {"alpha": "low"}}, "t.yaml: default.alpha: 'low' is not allowed; "
+                                    "expected a number in (0, 1)"),
+    ({"d_align_threshold": 2}, "t.yaml: d_align_threshold: 2 is not allowed; expected a "
+                                 "number in (0, 1)"),
+    ({"version": 2}, "t.yaml: version: 2 is not allowed; expected 1"),
+    ({"overrides": {"model": "nd"}}, "t.yaml: overrides: {'model': 'nd'} is not allowed; "
+                                        "expected a list"),
     ({"overrides": [{"model": "pca", "alpha": 0.1}]}, "t.yaml: overrides[0].model: 'pca' is "
-                                                      "not one of uniform_sum"),
+                                                      "not allowed; expected one of uniform_sum"),
     ({"overrides": [{"optimizer": "sgd", "alpha": 0.1}]}, "overrides[0].optimizer: 'sgd' is "
-                                                          "not one of gd, sgd_nesterov, adam"),
-    ({"overrides": [{"k": "large", "alpha": 0.1}]}, "overrides[0].k: 'large' is not a "
-                                                    "positive integer"),
-    ({"overrides": [{"k_max": 0, "alpha": 0.1}]}, "overrides[0].k_max: 0 is not a positive "
-                                                  "integer"),
+                                                          "not allowed; expected one of gd, "
+                                                          "sgd_nesterov, adam"),
+    ({"overrides": [{"k": "large", "alpha": 0.1}]}, "overrides[0].k: 'large' is not "
+                                                    "allowed; expected an integer from 1"),
+    ({"overrides": [{"k_max": 0, "alpha": 0.1}]}, "overrides[0].k_max: 0 is not allowed; "
+                                                  "expected an integer from 1"),
     ({"overrides": [{"model": "nd"}]}, "overrides[0]: sets no limit (allowed: epochs_factor"),
-    ({"overrides": [{"model": "nd", "time": 2}]}, "overrides[0]: unknown key 'time'"),
+    ({"overrides": [{"model": "nd", "time": 2}]}, "overrides[0].time: unknown key"),
 ])
 def test_invalid_thresholds_name_the_key_the_value_and_what_is_allowed(raw, message):
     with pytest.raises(UsageError) as err:
@@ -66,5 +72,5 @@ def test_a_missing_or_broken_file_is_a_usage_error(tmp_path):
         load_thresholds(tmp_path / "none.yaml")
     broken = tmp_path / "broken.yaml"
     broken.write_text("default: [unclosed\n")
-    with pytest.raises(UsageError, match="is not valid YAML"):
+    with pytest.raises(UsageError, match="broken.yaml: not valid YAML"):
         load_thresholds(broken)

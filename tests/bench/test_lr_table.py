@@ -57,7 +57,8 @@ def test_yaml_table_file_format(tmp_path):
 
 
 @pytest.mark.parametrize("name, text, message", [
-    ("bad.yaml", "rotaton:\n  adam: 1e-3\n", "models are"),
+    ("bad.yaml", "rotaton:\n  adam: 1e-3\n", "model: 'rotaton' is not allowed; expected one of"),
+    ("bad.yaml", "rotation:\n  adamw: 1e-3\n", "optimizer: 'adamw' is not allowed"),
     ("bad.yaml", "rotation:\n  adam: -1\n", "positive finite"),
     ("bad.yaml", "rotation:\n  adam: {0: 1e-3}\n", "positive integer"),
     ("bad.yaml", "rotation: [1, 2]\n", "optimizer -> rate"),
