@@ -36,7 +36,8 @@ import numpy as np
 import pandas as pd
 
 from ..errors import EXIT_NOTHING_COMPARABLE, EXIT_OK, EXIT_RUN_FAILED, UsageError
-from ..sweep.store import _jsonable, load_manifest
+from ..sweep.record import jsonable
+from ..sweep.store import load_manifest
 from .stats import cell_summary, load_results
 from .thresholds import Limits, Thresholds
 from .timing import (IMPROVEMENT, NOT_COMPARED, REGRESSION, SAME, timing_change,
@@ -132,7 +133,7 @@ class Comparison:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (censored epochs, stored as inf, become null)."""
-        return _jsonable({
+        return jsonable({
             "verdict": self.verdict, "exit_code": self.exit_code,
             "d_align_threshold": self.thresholds.d_align_threshold,
             "thresholds_source": self.thresholds.source,
@@ -192,7 +193,7 @@ def check_match_by(match_by: Sequence[str]) -> tuple[str, ...]:
 def identity_value(field: str, value: Any) -> Any:
     """A record's value of an identity field as a hashable, sortable Python scalar."""
     if field == "hyperparameters":
-        return json.dumps(_jsonable(value), sort_keys=True)
+        return json.dumps(jsonable(value), sort_keys=True)
     if field == "thresholds":
         return ",".join(f"{float(t):g}" for t in sorted(value, reverse=True))
     return value.item() if isinstance(value, np.generic) else value

@@ -25,7 +25,6 @@ from ..errors import UsageError
 from .record import SCHEMA_VERSION, Record, check_readable, jsonable
 
 MANIFEST = "manifest.json"
-_jsonable = jsonable   # the name compare.py imported before the layout; import ``jsonable``
 
 
 def record_key(model: str, optimizer: str, k: int, lr: float, seed: int) -> str:
