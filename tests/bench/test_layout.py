@@ -3,6 +3,7 @@ module that imports it back (function-level imports included, since they cycle j
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import bench
@@ -77,3 +78,25 @@ def test_lower_layers_never_import_the_cli():
     graph = import_graph()
     lower = [m for m in graph if not m.startswith("bench.cli") and m != "bench.__main__"]
     assert all(not any(t.startswith("bench.cli") for t in graph[m]) for m in lower)
+
+
+def test_no_private_name_is_imported_from_another_module():
+    """A leading underscore means 'this module only': other modules import public names."""
+    offenders = []
+    for path in BENCH.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module != "__future__":
+                offenders += [f"{module_name(path)}: {a.name}" for a in node.names
+                              if a.name.startswith("_") and not a.name.startswith("__")]
+    assert offenders == []
+
+
+def test_no_switch_on_a_model_name_outside_the_registry():
+    """Per-model facts live in lae_core's objective registry, not in `model == "nd"` tests."""
+    from lae_core import MODELS
+
+    switch = re.compile(r"""[=!]=\s*["'](%s)["']|["'](%s)["']\s*[=!]=""" % (
+        "|".join(MODELS), "|".join(MODELS)))
+    found = [f"{path.relative_to(BENCH)}:{i}" for path in BENCH.rglob("*.py")
+             for i, line in enumerate(path.read_text().splitlines(), 1) if switch.search(line)]
+    assert found == []
