@@ -7,16 +7,44 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
+from contextlib import contextmanager
+from typing import Iterator
 
 from ..errors import EXIT_RUN_FAILED, EXIT_USAGE, USER_ERRORS
 
+EXIT_INTERRUPTED, EXIT_TERMINATED = 130, 143     # 128 + SIGINT, 128 + SIGTERM, as shells say
 EPILOG = """exit codes:
-  0  success (compare: no regression)
-  1  a run errored (compare: a regression was found)
-  2  bad usage or configuration: one line names the key, the value and what is allowed
-  3  compare: nothing comparable between the two result sets
+  0    success (compare: no regression)
+  1    a run errored (compare: a regression was found)
+  2    bad usage or configuration: one line names the key, the value and what is allowed
+       (also: an output path that cannot be created, a run directory another run holds)
+  3    compare: nothing comparable between the two result sets
+  130  interrupted (Ctrl-C, SIGINT): finished runs are saved, rerun to resume
+  143  terminated (SIGTERM, what CI sends on a timeout): the same
 """
+
+
+class Terminated(BaseException):
+    """SIGTERM arrived: unwind like Ctrl-C (locks released, finished runs kept)."""
+
+
+@contextmanager
+def sigterm_unwinds() -> Iterator[None]:
+    """While inside, SIGTERM raises Terminated in the main thread instead of killing the
+    process on the spot; the previous handler comes back afterwards."""
+    def handler(signum, frame):
+        raise Terminated()
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:        # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -38,11 +66,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if not argv:      # a bare command prints its usage instead of starting a sweep
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
     args = parser.parse_args(argv)
     if getattr(args, "handler", None) is None:
-        args = parser.parse_args(["run", *(argv or [])])  # no verb: the quick preset
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
     try:
-        return int(args.handler(args) or 0)
+        with sigterm_unwinds():
+            return int(args.handler(args) or 0)
     except USER_ERRORS as exc:
         print(f"lae-bench: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -52,7 +86,18 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("lae-bench: interrupted; finished runs are saved, rerun to resume",
               file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
+    except Terminated:
+        print("lae-bench: terminated (SIGTERM); finished runs are saved, rerun to resume",
+              file=sys.stderr)
+        return EXIT_TERMINATED
+    except OSError as exc:   # a file the user named cannot be read or written
+        if exc.filename is None:
+            print(f"lae-bench: error: {type(exc).__name__}: {exc}", file=sys.stderr)
+            return EXIT_RUN_FAILED
+        print(f"lae-bench: error: {exc.filename}: {exc.strerror or type(exc).__name__}",
+              file=sys.stderr)
+        return EXIT_USAGE
     except Exception as exc:  # a bug or a failed run: say it in one line, keep the exit code
         print(f"lae-bench: error: {type(exc).__name__}: {exc}", file=sys.stderr)
         return EXIT_RUN_FAILED

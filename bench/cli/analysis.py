@@ -12,6 +12,7 @@ from pathlib import Path
 from ..analysis.compare import benchmark_action_entries, compare
 from ..analysis.compare_render import RENDERERS
 from ..analysis.thresholds import load_thresholds
+from ..paths import output_dir, output_file
 
 
 def register(verbs: argparse._SubParsersAction) -> None:
@@ -70,7 +71,7 @@ def plot_command(args: argparse.Namespace) -> int:
     from ..analysis.plots import all_plots, write_plots   # matplotlib only when plotting
 
     plots = all_plots(args.run_dirs, args.threshold, args.fit)
-    out = Path(args.out) if args.out else Path(args.run_dirs[0]) / "plots"
+    out = output_dir(Path(args.out) if args.out else Path(args.run_dirs[0]) / "plots", "--out")
     for path in write_plots(plots, out):
         print(f"wrote {path}")
     for plot in plots:
@@ -81,6 +82,8 @@ def plot_command(args: argparse.Namespace) -> int:
 
 def compare_command(args: argparse.Namespace) -> int:
     thresholds = load_thresholds(args.thresholds)
+    if args.export_gab:
+        output_file(args.export_gab, "--export-gab")
     comparison = compare(args.baseline, args.candidate, thresholds,
                          allow_cross_machine=args.allow_cross_machine, match_by=args.match_by)
     sys.stdout.write(RENDERERS[args.format](comparison))
@@ -93,6 +96,8 @@ def compare_command(args: argparse.Namespace) -> int:
 def report_command(args: argparse.Namespace) -> int:
     from ..analysis.report import write_report
 
+    if args.out:
+        output_file(args.out, "--out")
     path = write_report(args.run_dir, args.out, baseline=args.baseline,
                         thresholds=load_thresholds(args.thresholds),
                         allow_cross_machine=args.allow_cross_machine)

@@ -13,6 +13,7 @@ from ..sweep import env
 from ..sweep.config import load_config, preset_names, preset_text
 from ..errors import EXIT_OK, EXIT_RUN_FAILED
 from ..validate import read_yaml
+from ..sweep.lock import run_lock
 from ..sweep.runner import RESULTS_ROOT, Sweep, default_run_dir, discard_results
 from ..analysis.table import FORMATS, figure_table, render
 from . import EPILOG
@@ -77,12 +78,17 @@ def config_overrides(args: argparse.Namespace) -> dict[str, Any]:
 def run_command(args: argparse.Namespace) -> int:
     config = load_config(args.target, config_overrides(args))
     run_dir = args.out or default_run_dir(config)
-    if args.force_new and not args.estimate:
+    if args.estimate:
+        print(Sweep(config, run_dir).estimate())
+        return EXIT_OK
+    with run_lock(run_dir):     # one run per directory; refused with the holder's pid
+        return _run_locked(args, config, run_dir)
+
+
+def _run_locked(args: argparse.Namespace, config, run_dir: Path) -> int:
+    if args.force_new:
         discard_results(run_dir)
     sweep = Sweep(config, run_dir)
-    if args.estimate:
-        print(sweep.estimate())
-        return EXIT_OK
     if config.estimate_before_run and not args.quiet:
         print(sweep.estimate(), file=sys.stderr)
     outcome = sweep.run(quiet=args.quiet)

@@ -9,6 +9,7 @@ from pathlib import Path
 from lae_core import MODELS, OPTIMIZERS, synthetic
 
 from ..errors import UsageError
+from ..paths import output_file
 from ..formatting import format_seconds
 from ..sweep.store import write_json_atomic
 
@@ -79,7 +80,7 @@ def speed_command(args) -> int:
               f"{format_seconds(scaling.single_epoch_s)} for one run = {scaling.cost_ratio:.1f}x "
               f"the cost, {scaling.throughput_gain:.1f}x the run-epochs per second")
     if args.out:
-        write_json_atomic(args.out, result)
+        write_json_atomic(output_file(args.out, "--out"), result)
     return 0
 
 
@@ -145,6 +146,7 @@ def tune_command(args) -> int:
     from ..perf.tune import describe, tune_cell
 
     config = load_config(args.target)
+    out = output_file(args.out or Path("results/tuned") / f"{config.name}.yaml", "--out")
     data = load_dataset(config.data, keep_samples=any(
         get_objective(m).needs_samples for m in config.models))
     schedule = Schedule((config.headline,), config.max_epochs, config.eval_every)
@@ -163,7 +165,6 @@ def tune_command(args) -> int:
                 rates.setdefault((model, optimizer), {})[k] = result.best_lr
                 scores.append(result)
                 print(describe(result, config.headline), flush=True)
-    out = args.out or Path("results/tuned") / f"{config.name}.yaml"
     save_table(LrTable(source=str(out), rates=rates), out)
     write_json_atomic(out.with_suffix(".scores.json"), [asdict(r) for r in scores])
     print(f"learning-rate table: {out} (use it with `lr: tuned:{out}`)")

@@ -87,13 +87,14 @@ def test_presets_lists_names_descriptions_and_costs():
     assert out.count("cost: ") == len([line for line in out.splitlines() if line[:1] != " "])
 
 
-def test_no_verb_runs_the_quick_preset(monkeypatch):
+def test_run_without_a_target_runs_the_quick_preset_and_no_verb_runs_nothing(monkeypatch):
     seen = []
     monkeypatch.setattr(bench.cli.run, "run_command", lambda args: seen.append(args.target))
-    assert main([]) == 0 and main(["run"]) == 0 and seen == ["quick", "quick"]
+    assert main(["run"]) == 0 and seen == ["quick"]
+    assert main([]) == 2 and seen == ["quick"]          # a bare command prints its usage
 
 
 def test_help_documents_the_exit_codes(capsys):
     with pytest.raises(SystemExit):
         main(["run", "--help"])
-    assert "2  bad usage or configuration" in capsys.readouterr().out
+    assert "2    bad usage or configuration" in capsys.readouterr().out
