@@ -113,19 +113,31 @@ def _openblas_threads() -> int | None:
 
 
 def git_state(source: Path = Path(__file__).resolve().parents[2]) -> dict[str, Any] | None:
-    """Commit and dirty flag of the lae-bench source tree; None when it is not a git checkout
-    (an installed wheel) or git is missing."""
+    """Commit and dirty flag of the lae-bench source: asked of git when the code runs from a
+    checkout ("source": "checkout"), else read from ``bench/_build_info.py``, which setup.py
+    writes at build time ("source": "build", with "built_utc"; a ``pip install .``). None when
+    neither is there (or git is missing)."""
     def git(*args: str) -> str:
         return subprocess.run(["git", "-C", str(source), *args], capture_output=True, text=True,
                               timeout=10, check=True).stdout.strip()
     try:
-        if Path(git("rev-parse", "--show-toplevel")).resolve() != source:
-            return None  # installed inside some other repository (e.g. a venv in a checkout)
-        commit = git("rev-parse", "HEAD")
-        dirty = bool(git("status", "--porcelain"))
+        if Path(git("rev-parse", "--show-toplevel")).resolve() == source:
+            return {"commit": git("rev-parse", "HEAD"),
+                    "dirty": bool(git("status", "--porcelain")), "source": "checkout"}
+        # else: installed inside some other repository (e.g. a venv in a checkout)
     except (OSError, subprocess.SubprocessError):
+        pass
+    return build_info()
+
+
+def build_info() -> dict[str, Any] | None:
+    """The commit captured when this copy was built (setup.py), None for a source checkout."""
+    try:
+        from .. import _build_info as info  # type: ignore[attr-defined]
+    except ImportError:
         return None
-    return {"commit": commit, "dirty": dirty}
+    return {"commit": info.COMMIT, "dirty": info.DIRTY, "source": "build",
+            "built_utc": info.BUILT_UTC}
 
 
 def device_name(facts: dict[str, Any]) -> str:
