@@ -17,10 +17,11 @@ Each matched cell gets three checks:
   becomes censored always is;
 - status: seed by seed, reached < capped < diverged < error; any seed that got worse is a
   regression;
-- time: the timing gate of ``timing.py``: only the blocks that had the CPU to themselves,
-  each side's epoch times over its same-run reference product; beyond ``time_factor`` and
-  significant over chunks of blocks. A side timed on a busy machine is not judged. Timings
-  are compared only between the same CPU model and device, unless ``allow_cross_machine``.
+- time: the timing gate of ``timing.py``: only the blocks that had the CPU to themselves;
+  beyond ``time_factor`` and significant over chunks of blocks. A side timed on a busy
+  machine, or two sides whose same-run reference product ran at different speeds, is not
+  judged. Timings are compared only between the same CPU model and device, unless
+  ``allow_cross_machine``.
 
 Changes beyond 1 / factor the other way are improvements. Exit codes: 0 no regression,
 1 regression, 3 nothing comparable (no cell in common).
@@ -397,8 +398,7 @@ def status_check(base: pd.DataFrame, cand: pd.DataFrame) -> Check:
 def time_check(base: pd.DataFrame, cand: pd.DataFrame, limits: Limits,
                allow_cross_machine: bool = False) -> Check:
     """The timing gate (timing.py) on a cell's two batches; baseline / candidate shown as
-    their median raw seconds per epoch, the ratio the gate's (clean blocks, over the
-    reference)."""
+    their median seconds per epoch over every block, the ratio the gate's (clean blocks)."""
     refusal = _timing_refusal(base, cand, allow_cross_machine)
     if refusal:
         return Check("time", NOT_COMPARED, note=refusal)
@@ -407,8 +407,10 @@ def time_check(base: pd.DataFrame, cand: pd.DataFrame, limits: Limits,
         return Check("time", NOT_COMPARED, note="no per-epoch timings stored")
     change = timing_change(b, c, limits.time_factor, limits.alpha)
     note = change.note
-    if change.normalized and change.verdict != NOT_COMPARED:
-        note = "; ".join(filter(None, (f"load-adjusted (raw x{change.raw_ratio:.2f})", note)))
+    if c.cpu_share is not None and change.verdict != NOT_COMPARED:
+        kept = f"clean blocks {int(b.clean.sum())}/{b.epoch_s.size} and " \
+               f"{int(c.clean.sum())}/{c.epoch_s.size} (all blocks x{change.raw_ratio:.2f})"
+        note = "; ".join(filter(None, (kept, note)))
     return Check("time", change.verdict, float(np.median(b.epoch_s)),
                  float(np.median(c.epoch_s)), change.ratio, limits.time_factor,
                  change.p_value, note)

@@ -8,21 +8,25 @@ warm-up block excluded). Beside every block the sweep records (``bench.perf.refe
   pre-empted block is late by whole scheduler slices, a short reference product is rarely
   hit). Only *clean* blocks, share >= ``CLEAN_SHARE``, are timed samples; a side with fewer
   than ``MIN_CLEAN_BLOCKS`` of them was timed on a busy machine and its time is not judged.
-- a fixed reference product of the cell's dominant shape. A machine that is slower as a
-  whole (clock frequency, a neighbour on the memory bus) slows it like the epoch, so each
-  side's clean epoch times are divided by the median of its reference times:
-  q_b = epoch_time_b / median(reference), unitless "epochs in reference products".
+- a fixed reference product of the cell's dominant shape, timed just before each block. It is
+  a check of the conditions, not a divisor: a machine that runs at another speed without
+  taking the CPU away (a virtual machine's host, a busy sibling hyperthread, the memory bus,
+  another clock) shows in it, but not in proportion (measured: under two busy loops on a
+  2-core VM the reference slowed 1.1-2.9x while the clean epochs slowed 0.8-1.4x). When the
+  medians of the two sides' reference times differ by more than ``REFERENCE_TOLERANCE``, the
+  two sides did not run under the same conditions and the time is not judged.
 
-Records without these (older runs, other tools) fall back to every block and raw times, with a
-note that load is not accounted for there.
+Records without these (older runs, other tools) fall back to every block, with a note that
+load is not accounted for there.
 
 Independence. Neighbouring blocks share the machine's state, so they are not independent
 samples: the clean blocks are cut into up to ``TIMING_CHUNKS`` contiguous chunks and each
 chunk's median is one sample; the test runs on those.
 
-Decision (asv's rule: big enough and not noise): a regression when the ratio of the medians of
-q, candidate over baseline, exceeds the cell's ``time_factor`` AND a one-sided Mann-Whitney U
-test on the chunk medians gives p < ``alpha``; an improvement the same way below 1 / factor.
+Decision (asv's rule: big enough and not noise): a regression when the ratio of the median
+clean-block epoch times, candidate over baseline, exceeds the cell's ``time_factor`` AND a
+one-sided Mann-Whitney U test on the chunk medians gives p < ``alpha``; an improvement the same
+way below 1 / factor.
 With 8 chunks a side the smallest p is 1/12870; with fewer than 5 a side, p cannot go below
 0.01 and nothing is flagged at the default alpha.
 """
@@ -40,7 +44,8 @@ REGRESSION, IMPROVEMENT, SAME, NOT_COMPARED = "regression", "improvement", "same
 TIMING_CHUNKS = 8
 CLEAN_SHARE = 0.9
 MIN_CLEAN_BLOCKS = 5
-RAW_NOTE = "raw epoch times (no same-run reference recorded): machine load not accounted for"
+REFERENCE_TOLERANCE = 1.25
+RAW_NOTE = "no CPU shares or reference times recorded: machine load not accounted for"
 
 
 @dataclass(frozen=True)
@@ -56,7 +61,7 @@ class TimingSamples:
     cpu_share: np.ndarray | None = None
 
     @property
-    def normalized(self) -> bool:
+    def has_reference(self) -> bool:
         return self.reference_s is not None
 
     @property
@@ -67,11 +72,14 @@ class TimingSamples:
         return self.cpu_share >= CLEAN_SHARE
 
     def samples(self) -> np.ndarray:
-        """q of the clean blocks, in block order (raw epoch times without a reference)."""
-        times = self.epoch_s[self.clean]
-        if not self.normalized:
-            return times
-        return times / np.median(self.reference_s[self.clean])
+        """The epoch times of the clean blocks, in block order."""
+        return self.epoch_s[self.clean]
+
+    def reference(self) -> float:
+        """Median seconds of the reference product beside the clean blocks (NaN: none)."""
+        if not self.has_reference or not self.clean.any():
+            return np.nan
+        return float(np.median(self.reference_s[self.clean]))
 
 
 def _per_block(runs: pd.DataFrame, column: str, size: int) -> np.ndarray | None:
@@ -98,47 +106,52 @@ class TimingChange:
     """Candidate against baseline: ratio of the median q (or raw times), p, verdict."""
 
     verdict: str
-    ratio: float | None
-    raw_ratio: float | None    # ratio of the median raw epoch times, for the reader
+    ratio: float | None        # median clean-block epoch time, candidate / baseline
+    raw_ratio: float | None    # the same over every block, for the reader
     p_value: float | None
-    normalized: bool
+    reference_ratio: float | None   # median reference product time, candidate / baseline
     note: str = ""
 
 
 def busy_note(base: TimingSamples, cand: TimingSamples) -> str:
-    """Why a side's time cannot be judged ('' when both had enough clean blocks)."""
+    """Why the two sides' times cannot be judged ('' when both had enough clean blocks and
+    their reference products ran at the same speed)."""
     for side, s in (("baseline", base), ("candidate", cand)):
         clean = int(s.clean.sum())
         if s.cpu_share is not None and clean < MIN_CLEAN_BLOCKS:
             return (f"{side} timed on a busy machine: {clean} of {s.epoch_s.size} blocks had "
                     f"the CPU to themselves (share >= {CLEAN_SHARE:g}, {MIN_CLEAN_BLOCKS} "
                     "needed); rerun it where nothing else runs")
+    ratio = cand.reference() / base.reference()
+    if np.isfinite(ratio) and not 1 / REFERENCE_TOLERANCE <= ratio <= REFERENCE_TOLERANCE:
+        return (f"not timed under the same conditions: the same-run reference product ran "
+                f"x{ratio:.2f} the baseline's time (tolerance x{REFERENCE_TOLERANCE:g}); "
+                "rerun both where nothing else runs")
     return ""
 
 
 def timing_change(base: TimingSamples, cand: TimingSamples, factor: float, alpha: float
                   ) -> TimingChange:
-    """The gate's decision (module docstring): clean blocks only, on q when both sides
-    recorded reference times, on raw epoch times otherwise; factor and significance."""
+    """The gate's decision (module docstring): the conditions check, then factor and
+    significance on the clean blocks."""
     raw_ratio = float(np.median(cand.epoch_s) / np.median(base.epoch_s))
+    reference_ratio = (cand.reference() / base.reference() if base.has_reference and
+                       cand.has_reference else None)
     busy = busy_note(base, cand)
-    normalized = base.normalized and cand.normalized
     if busy:
-        return TimingChange(NOT_COMPARED, None, raw_ratio, None, normalized, busy)
-    if not normalized:
-        base, cand = (TimingSamples(s.epoch_s, None, s.cpu_share) for s in (base, cand))
+        return TimingChange(NOT_COMPARED, None, raw_ratio, None, reference_ratio, busy)
     b, c = base.samples(), cand.samples()
     ratio = float(np.median(c) / np.median(b))
-    note = "" if normalized else RAW_NOTE
+    note = "" if base.cpu_share is not None and cand.cpu_share is not None else RAW_NOTE
     direction = REGRESSION if ratio > factor else IMPROVEMENT if ratio < 1 / factor else SAME
     if direction == SAME:
-        return TimingChange(SAME, ratio, raw_ratio, None, normalized, note)
+        return TimingChange(SAME, ratio, raw_ratio, None, reference_ratio, note)
     b_chunks, c_chunks = chunk_medians(b), chunk_medians(c)
     p = float(mannwhitneyu(c_chunks, b_chunks, alternative="greater" if direction == REGRESSION
                            else "less").pvalue)
     if p >= alpha:
         why = (f"not significant (p = {p:.2g} >= {alpha:g} with {b_chunks.size} and "
                f"{c_chunks.size} chunks of blocks)")
-        return TimingChange(SAME, ratio, raw_ratio, p, normalized, "; ".join(filter(None, (
-            why, note))))
-    return TimingChange(direction, ratio, raw_ratio, p, normalized, note)
+        return TimingChange(SAME, ratio, raw_ratio, p, reference_ratio,
+                            "; ".join(filter(None, (why, note))))
+    return TimingChange(direction, ratio, raw_ratio, p, reference_ratio, note)

@@ -1,16 +1,16 @@
 """What the timing gate needs besides the epoch times, measured beside every timing block.
 
-1. A same-run reference product. A machine that runs slower as a whole (another CPU
-   frequency, another process sharing the memory bus or the caches) slows an epoch and a plain
-   matrix product alike, so their ratio cancels it (``bench.analysis.timing``). The product
-   has the dominant shape of the cell's formulation (``speed.dominant_shape``: the same kernel,
-   size and threading as the epoch's main work) with fixed random operands, so no change to the
-   training code can move it. It is timed right after every evaluation, just before the next
-   block starts, and costs about ``1 / (5 x products per epoch)`` of a block.
-2. The CPU share of every block: the training thread's CPU time over the wall time from one
+1. The CPU share of every block: the training thread's CPU time over the wall time from one
    evaluation to the next. Other processes that take the CPU away (time-slicing on a busy
-   machine) leave it below 1; no ratio cancels that, since a block and a short reference are
-   not pre-empted alike, so the gate keeps only the blocks that had the CPU to themselves.
+   machine) leave it below 1; the gate keeps only the blocks that had the CPU to themselves.
+2. A same-run reference product, a check of the conditions: a fixed matrix product of the
+   dominant shape of the cell's formulation (``speed.dominant_shape``: the same kernel, size
+   and threading as the epoch's main work), with fixed random operands so that no change to
+   the training code can move it. A machine that runs at another speed without taking the CPU
+   away (a VM's host, a busy sibling hyperthread, another clock) shows in it; the gate does not
+   judge two sides whose reference times differ. It is timed right after every evaluation,
+   just before the next block starts, and costs about ``1 / (5 x products per epoch)`` of a
+   block.
 """
 from __future__ import annotations
 
