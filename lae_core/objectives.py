@@ -16,9 +16,14 @@ from typing import Any, Callable
 import numpy as np
 
 from .backend import flush
+from .learners import (LEARNERS, eigengame_grads, eigh_closed_form, eigh_grads, gha_grads,
+                       oja_grads, projection_loss)
 from .rotation import rotation_augment
 
 MODELS = ("uniform_sum", "non_uniform_sum", "rotation", "nd_exp", "nd", "vae")
+# What a sweep may name: the six linear autoencoders, then the dedicated PCA learners
+# (learners.py) that run beside them as baselines.
+ALL_MODELS = MODELS + LEARNERS
 
 
 def _inner(xp, a, b):
@@ -244,6 +249,13 @@ class Objective:
     # (k, m) x (m, k)-sized products of one spectral-form epoch (S, G, G P, W2 S; the rotation
     # term adds A W1 and W2 A): what the speed accounting counts as the epoch's k^2 m work.
     kk_products: int = 4
+    # What its fixed points recover: "ordered" components, only the "subspace" (Oja), or
+    # "unordered" axes (the VAE: a signed permutation). Tables say so next to d_align.
+    recovers: str = "ordered"
+    # A PCA learner (learners.py), not an autoencoder objective
+    learner: bool = False
+    # (C (m, m) host, k, runs) -> host (W1, W2): the run starts at the answer (eigh: epochs 0)
+    closed_form: Callable[[np.ndarray, int, int], tuple[np.ndarray, np.ndarray]] | None = None
 
 
 OBJECTIVES: dict[str, Objective] = {
@@ -254,11 +266,20 @@ OBJECTIVES: dict[str, Objective] = {
     # nd's objective is its expectation over the cut-offs, i.e. nd_exp's loss.
     "nd": Objective("nd", nd_exp_loss, nd_grads, ("keep_probs",), needs_samples=True,
                     stochastic=True),
-    "vae": Objective("vae", vae_loss, vae_grads, extra_params=vae_extra_params),
+    "vae": Objective("vae", vae_loss, vae_grads, extra_params=vae_extra_params,
+                     recovers="unordered"),
+    # kk_products: M = V^T C V and V triu(M) (EigenGame: also the projection, O(k m)).
+    "gha": Objective("gha", projection_loss, gha_grads, kk_products=2, learner=True),
+    "eigengame": Objective("eigengame", projection_loss, eigengame_grads, kk_products=2,
+                           learner=True),
+    "oja": Objective("oja", projection_loss, oja_grads, kk_products=2, recovers="subspace",
+                     learner=True),
+    "eigh": Objective("eigh", projection_loss, eigh_grads, kk_products=0, learner=True,
+                      closed_form=eigh_closed_form),
 }
 
 
 def get_objective(name: str) -> Objective:
     if name not in OBJECTIVES:
-        raise ValueError(f"model: {name!r} is not one of {', '.join(MODELS)}")
+        raise ValueError(f"model: {name!r} is not one of {', '.join(ALL_MODELS)}")
     return OBJECTIVES[name]

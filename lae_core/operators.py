@@ -43,6 +43,10 @@ class Spectral:
         B = W1 * self.sqrt_c
         return B * self.sqrt_c, self.c[:, None] * W2, B @ B.mT
 
+    def times_c(self, V: Any) -> Any:
+        """C V for V (r, m, k), what the PCA learners (``learners``) need: (r, m, k)."""
+        return self.c[:, None] * V
+
     def top_k(self, W2: Any) -> Any:
         """U_k^T W2: (r, k, k)."""
         return W2[:, : self.k, :]
@@ -68,6 +72,9 @@ class Dense:
         P = both[:, :k, :]
         return P, both[:, k:, :].mT, P @ W1.mT
 
+    def times_c(self, V: Any) -> Any:
+        return self.C @ V
+
     def top_k(self, W2: Any) -> Any:
         return self.Uk_T @ W2
 
@@ -91,6 +98,9 @@ class Samples:
         X = self.X
         Y = W1 @ X.mT
         return Y @ X / self.n, X.mT @ (X @ W2) / self.n, Y @ Y.mT / self.n
+
+    def times_c(self, V: Any) -> Any:
+        return self.X.mT @ (self.X @ V) / self.n
 
     def top_k(self, W2: Any) -> Any:
         return self.Uk_T @ W2
