@@ -16,7 +16,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from lae_core import (FORMULATIONS, MODELS, OPTIMIZERS, ConfigurationError, Dataset, Schedule,
+from lae_core import (ALL_MODELS, FORMULATIONS, MODELS, OPTIMIZERS, ConfigurationError, Dataset,
+                      Schedule,
                       choose_formulation, preset_hyperparameters)
 from lae_core.backend import BACKENDS, DTYPES
 from lae_core.data import SPECTRA, DataError, find_mnist_images
@@ -198,7 +199,7 @@ def parse_config(raw: Any, *, name: str, base_dir: Path = Path(".")) -> SweepCon
     """Validate a parsed YAML document into a SweepConfig (see the module docstring)."""
     raw = mapping(raw, "", TOP_KEYS, required=("models", "k"))
     data = parse_data(raw.get("data", {}), base_dir)
-    models = items(raw["models"], "models", lambda v, p: choice(v, p, MODELS))
+    models = items(raw["models"], "models", lambda v, p: choice(v, p, ALL_MODELS))
     optimizers = items(raw.get("optimizers", ["sgd_nesterov", "adam"]), "optimizers",
                         lambda v, p: choice(v, p, OPTIMIZERS))
     ks = items(raw["k"], "k", lambda v, p: integer(v, p, 1, data.m))
