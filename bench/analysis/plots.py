@@ -35,15 +35,16 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import (FixedLocator, FuncFormatter, LogLocator, MaxNLocator,
                                NullFormatter)
 
-from lae_core.objectives import MODELS
+from lae_core.objectives import ALL_MODELS
 from lae_core.optim import OPTIMIZERS
 
 from ..formatting import format_seconds
 from .stats import CELL, cell_summary, load_results
 from ..sweep.store import load_history
 
-MODEL_COLOURS = dict(zip(MODELS, ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
-                                  "#8c564b")))
+# The six LAEs, then the PCA learners (GHA, EigenGame, Oja, eigh).
+MODEL_COLOURS = dict(zip(ALL_MODELS, ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
+                                      "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f")))
 OPTIMIZER_STYLES = {"sgd_nesterov": "-", "adam": "--", "gd": ":"}
 OPTIMIZER_NAMES = {"sgd_nesterov": "Nesterov SGD", "adam": "Adam", "gd": "GD"}
 WEIGHT_ARRAYS = ("W2_final", "Uk_T_W2")   # optional arrays of a history file (see above)
@@ -158,7 +159,7 @@ def curves(frame: pd.DataFrame) -> Iterator[tuple[str, str, pd.DataFrame]]:
     def order(pair: tuple[str, str]) -> tuple:
         model, optimizer = pair
         return optimizer != "sgd_nesterov", _position(OPTIMIZERS, optimizer), \
-            _position(MODELS, model)
+            _position(ALL_MODELS, model)
     for model, optimizer in sorted(frame.groupby(["model", "optimizer"]).groups, key=order):
         rows = frame[(frame["model"] == model) & (frame["optimizer"] == optimizer)]
         yield model, optimizer, rows.sort_values("k")
@@ -246,18 +247,22 @@ def scaling_curve(rows: pd.DataFrame) -> dict[str, Any]:
     """The drawn part of one curve: the k before its first failure, their median and IQR.
 
     failed_at: the first k whose median is censored (the paper stops a curve there), or None.
-    slope: least-squares slope of log(median) on log(k) over the drawn points (None if < 2).
+    slope: least-squares slope of log(median) on log(k) over the drawn points with a positive
+    median (None if < 2; a closed form such as eigh reaches at epoch 0, which a log axis
+    cannot show).
     """
     censored = rows["censored"].to_numpy()
     first_fail = int(np.argmax(censored)) if censored.any() else len(rows)
     drawn = rows.iloc[:first_fail]
     k, median = drawn["k"].to_numpy(float), drawn["epochs_median"].to_numpy(float)
+    positive = median > 0
     return {"k": k.astype(int).tolist(), "median": median.tolist(),
             "q25": drawn["epochs_q25"].tolist(), "q75": drawn["epochs_q75"].tolist(),
             "seeds": drawn["runs"].tolist(),
             "failed_at": int(rows["k"].iloc[first_fail]) if first_fail < len(rows) else None,
             "cap": int(rows["max_epochs"].max()),
-            "slope": float(np.polyfit(np.log(k), np.log(median), 1)[0]) if k.size >= 2 else None}
+            "slope": float(np.polyfit(np.log(k[positive]), np.log(median[positive]), 1)[0])
+            if positive.sum() >= 2 else None}
 
 
 @styled
@@ -289,7 +294,9 @@ def scaling_plot(summary: pd.DataFrame, variant: dict[str, Any], threshold: floa
 def _draw_scaling_curve(ax: Axes, curve: dict[str, Any], style: dict[str, Any], label: str,
                         cross_y: float) -> None:
     k, cap = curve["k"], curve["cap"]
-    if k:
+    if k and max(curve["median"]) <= 0:     # reached at epoch 0 (a closed form): legend only
+        ax.plot([], [], marker="o", markersize=3.5, label=f"{label}: 0 epochs", **style)
+    elif k:
         ax.plot(k, curve["median"], marker="o", markersize=3.5, linewidth=1.6, label=label,
                 **style)
         # A censored q75 (inf) is at least the cap: the band stops there. A band needs two
@@ -309,7 +316,8 @@ def _decorate_scaling_axes(ax: Axes, summary: pd.DataFrame, threshold: float, ca
                            max_stack: int) -> None:
     log_k_axis(ax, summary["k"])
     ax.set_yscale("log")
-    finite = summary["epochs_q25"][np.isfinite(summary["epochs_q25"])]
+    q25 = summary["epochs_q25"]
+    finite = q25[np.isfinite(q25) & (q25 > 0)]
     low = float(finite.min()) / 1.6 if len(finite) else cap / 100
     ax.set_ylim(low, cap * CROSS_STACK ** max_stack * 1.15)
     log_y(ax)

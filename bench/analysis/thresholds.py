@@ -21,7 +21,7 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
-from lae_core.objectives import MODELS
+from lae_core.objectives import ALL_MODELS
 from lae_core.optim import OPTIMIZERS
 
 from ..errors import UsageError
@@ -120,7 +120,7 @@ def _override(item: Any, where: str) -> Override:
     mapping(item, where, MATCH_KEYS + LIMIT_KEYS)
     model, optimizer = item.get("model"), item.get("optimizer")
     if model is not None:
-        choice(model, f"{where}.model", MODELS)
+        choice(model, f"{where}.model", ALL_MODELS)
     if optimizer is not None:
         choice(optimizer, f"{where}.optimizer", OPTIMIZERS)
     ks = item.get("k")   # one k or a list of them

@@ -30,7 +30,7 @@ from typing import Any, Mapping
 
 import yaml
 
-from lae_core import MODELS, OPTIMIZERS
+from lae_core import ALL_MODELS, OPTIMIZERS
 
 from ..errors import UsageError
 from ..validate import bad, choice, number, read_yaml
@@ -49,6 +49,16 @@ _SYNTHETIC = {
     "rotation":        {"sgd_nesterov": 1e-4, "adam": 3e-4},
     "uniform_sum":     {"sgd_nesterov": 1e-3, "adam": 3e-3},
     "vae":             {"sgd_nesterov": 3e-4, "adam": {20: 3e-3, 500: 1e-3}},
+}
+# The PCA learners (lae_core.learners) are not in the paper. Their rates on the same synthetic
+# spectrum (c_1 = 100) were chosen by `lae-bench tune` on the baselines preset's grid (README,
+# "Baseline learners"); plain GD is stable below ~2 / c_1. eigh takes no step: its rate is a
+# placeholder that every table must still hold.
+_LEARNERS = {
+    "gha":       {"sgd_nesterov": 1e-3, "adam": 3e-3, "gd": 1e-2},
+    "eigengame": {"sgd_nesterov": 1e-3, "adam": 3e-3, "gd": 1e-2},
+    "oja":       {"sgd_nesterov": 1e-3, "adam": 3e-3, "gd": 1e-2},
+    "eigh":      {"sgd_nesterov": 1.0, "adam": 1.0, "gd": 1.0},
 }
 # MNIST, k = 20 only: model -> (SGD, Adam).
 _MNIST = {
@@ -82,7 +92,7 @@ class LrTable:
 
     def rows(self) -> list[dict[str, Any]]:
         """One {model, optimizer, k, lr} per listed rate, in registry order."""
-        order = {name: i for i, name in enumerate(MODELS + OPTIMIZERS)}
+        order = {name: i for i, name in enumerate(ALL_MODELS + OPTIMIZERS)}
         rows = [{"model": model, "optimizer": opt, "k": k, "lr": lr}
                 for (model, opt), by_k in self.rates.items() for k, lr in by_k.items()]
         return sorted(rows, key=lambda r: (order[r["model"]], order[r["optimizer"]],
@@ -103,7 +113,8 @@ def paper_table(data_kind: str = "synthetic") -> LrTable:
         rates = {(model, opt): {MNIST_K: lr} for model, pair in _MNIST.items()
                  for opt, lr in zip(("sgd_nesterov", "adam"), pair)}
         return LrTable("the paper's MNIST table", rates)
-    rates = {(model, opt): _expand_ranges(rule) for model, by_opt in _SYNTHETIC.items()
+    rates = {(model, opt): _expand_ranges(rule)
+             for model, by_opt in {**_SYNTHETIC, **_LEARNERS}.items()
              for opt, rule in by_opt.items()}
     return LrTable("the paper's synthetic table", rates)
 
@@ -154,7 +165,7 @@ def _table_from_rows(rows: list[dict[str, Any]], source: str) -> LrTable:
     rates: dict[tuple[str, str], dict[Any, float]] = {}
     for i, row in enumerate(rows, start=1):
         where = f"lr table {source}: entry {i} ({row['model']}/{row['optimizer']}/k={row['k']})"
-        choice(row["model"], f"{where}: model", MODELS)
+        choice(row["model"], f"{where}: model", ALL_MODELS)
         choice(row["optimizer"], f"{where}: optimizer", OPTIMIZERS)
         k = _k_or_every(row["k"], where)
         lr = number(row["lr"], f"{where}: lr", lambda x: x > 0, "a positive finite number")
