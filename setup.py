@@ -2,7 +2,7 @@
 
 ``pip install .`` copies the sources into site-packages, where no git history is left to ask,
 so a result produced by an installed lae-bench would record no commit. At build time
-``bench/_build_info.py`` is written into the built package (and into an sdist, so that a
+``bench/built_from.py`` is written into the built package (and into an sdist, so that a
 wheel built from the sdist keeps it) with the commit, the dirty flag and the build time;
 ``bench.sweep.env.git_state`` reads it when the code does not run from a checkout.
 """
@@ -17,7 +17,7 @@ from setuptools.command.build_py import build_py
 from setuptools.command.sdist import sdist
 
 HERE = Path(__file__).resolve().parent
-BUILD_INFO = Path("bench") / "_build_info.py"
+BUILD_INFO = Path("bench") / "built_from.py"
 
 
 def source_commit() -> tuple[str, bool] | None:
@@ -34,7 +34,7 @@ def source_commit() -> tuple[str, bool] | None:
 
 
 def write_build_info(package_root: Path) -> None:
-    """Write bench/_build_info.py under ``package_root``; an existing one (a wheel built from
+    """Write bench/built_from.py under ``package_root``; an existing one (a wheel built from
     an sdist, where no git is left) is kept."""
     found = source_commit()
     target = package_root / BUILD_INFO

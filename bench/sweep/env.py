@@ -114,7 +114,7 @@ def _openblas_threads() -> int | None:
 
 def git_state(source: Path = Path(__file__).resolve().parents[2]) -> dict[str, Any] | None:
     """Commit and dirty flag of the lae-bench source: asked of git when the code runs from a
-    checkout ("source": "checkout"), else read from ``bench/_build_info.py``, which setup.py
+    checkout ("source": "checkout"), else read from ``bench/built_from.py``, which setup.py
     writes at build time ("source": "build", with "built_utc"; a ``pip install .``). None when
     neither is there (or git is missing)."""
     def git(*args: str) -> str:
@@ -133,7 +133,7 @@ def git_state(source: Path = Path(__file__).resolve().parents[2]) -> dict[str, A
 def build_info() -> dict[str, Any] | None:
     """The commit captured when this copy was built (setup.py), None for a source checkout."""
     try:
-        from .. import _build_info as info  # type: ignore[attr-defined]
+        from .. import built_from as info  # type: ignore[attr-defined]
     except ImportError:
         return None
     return {"commit": info.COMMIT, "dirty": info.DIRTY, "source": "build",

@@ -35,7 +35,7 @@ def test_a_checkout_reports_its_own_commit():
 def test_an_installed_copy_reports_the_commit_it_was_built_from(tmp_path):
     site = tmp_path / "site-packages"          # what `pip install .` leaves: no .git anywhere
     shutil.copytree(ROOT / "bench", site / "bench",
-                    ignore=shutil.ignore_patterns("__pycache__", "_build_info.py"))
+                    ignore=shutil.ignore_patterns("__pycache__", "built_from.py"))
     shutil.copytree(ROOT / "lae_core", site / "lae_core",
                     ignore=shutil.ignore_patterns("__pycache__"))
     script = "import json; from bench.sweep import env; print(json.dumps(env.git_state()))"
