@@ -61,12 +61,17 @@ def _add_run(verbs) -> None:
     overrides.add_argument("--seeds", type=int, metavar="N", help="seeds 0, 1, ..., N-1")
     overrides.add_argument("--data-path", type=Path, metavar="PATH",
                            help="data.path: the MNIST directory or the .npy file")
+    overrides.add_argument("--scheduler", metavar="SPEC",
+                           help="run the cells as Dask tasks: local:N (N worker processes), "
+                           "cuda (one worker per GPU) or tcp://HOST:PORT (a running scheduler); "
+                           "needs the distributed extra")
     run.set_defaults(handler=run_command)
 
 
 def config_overrides(args: argparse.Namespace) -> dict[str, Any]:
     """The config keys that flags replace (validated with the config itself)."""
-    out: dict[str, Any] = {key: getattr(args, key) for key in ("backend", "dtype", "max_epochs")
+    keys = ("backend", "dtype", "max_epochs", "scheduler")
+    out: dict[str, Any] = {key: getattr(args, key) for key in keys
                            if getattr(args, key) is not None}
     if args.seeds is not None:
         out["seeds"] = {"count": args.seeds}
@@ -91,7 +96,11 @@ def _run_locked(args: argparse.Namespace, config, run_dir: Path) -> int:
     sweep = Sweep(config, run_dir)
     if config.estimate_before_run and not args.quiet:
         print(sweep.estimate(), file=sys.stderr)
-    outcome = sweep.run(quiet=args.quiet)
+    if config.scheduler is None:
+        outcome = sweep.run(quiet=args.quiet)
+    else:                               # Dask is imported only when a scheduler is named
+        from ..sweep.distributed import run_on_cluster
+        outcome = run_on_cluster(sweep, quiet=args.quiet)
     print(render(figure_table(run_dir), args.format))
     if not args.quiet:
         print(f"\n{run_dir}: {outcome.summary()}; `lae-bench show {run_dir}` prints this "

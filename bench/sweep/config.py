@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -38,6 +39,13 @@ OVERRIDES = {"uniform_sum": ("lam",), "non_uniform_sum": ("w_range",),
              "nd_exp": ("decay",), "nd": ("decay",), "rotation": (), "vae": ()}
 # Keys that describe a sweep without changing its results: left out of the config hash.
 DESCRIPTIVE = ("description", "expected_cost", "estimate_before_run")
+# Where the cells run is not what the sweep is: left out of the stored config and its hash (each
+# session in the manifest records its own scheduler), so any scheduler resumes any run.
+EXECUTION = ("scheduler",)
+SCHEDULER_FORMS = ("local:N (N worker processes), cuda (one worker per GPU) or tcp://HOST:PORT "
+                   "(a running Dask scheduler)")
+LOCAL_SCHEDULER = re.compile(r"local:([0-9]{1,4})")
+TCP_SCHEDULER = re.compile(r"tcp://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):([0-9]{1,5})")
 
 
 @dataclass(frozen=True)
@@ -110,6 +118,7 @@ class SweepConfig:
     description: str = ""
     expected_cost: str = ""
     estimate_before_run: bool = False
+    scheduler: str | None = None
 
     @property
     def schedule(self) -> Schedule:
@@ -118,7 +127,7 @@ class SweepConfig:
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form, stored in the manifest (the lr table with all its rates)."""
         out = {f: getattr(self, f) for f in self.__dataclass_fields__ if f not in ("data", "lr",
-               "hyperparameters")}
+               "hyperparameters") + EXECUTION}
         return {**out, "data": asdict(self.data), "lr": self.lr.to_dict(),
                 "hyperparameters": {"preset": self.hyperparameters.preset,
                                     **self.hyperparameters.overrides}}
@@ -192,7 +201,7 @@ def _merge(raw: dict, overrides: Mapping[str, Any]) -> dict:
 TOP_KEYS = ("description", "expected_cost", "estimate_before_run", "data", "models",
             "optimizers", "k", "lr", "seeds", "thresholds", "headline", "max_epochs",
             "eval_every", "dtype", "backend", "formulation", "hyperparameters",
-            "stop_on_failure", "history")
+            "stop_on_failure", "history", "scheduler")
 
 
 def parse_config(raw: Any, *, name: str, base_dir: Path = Path(".")) -> SweepConfig:
@@ -224,7 +233,8 @@ def parse_config(raw: Any, *, name: str, base_dir: Path = Path(".")) -> SweepCon
         description=text(raw.get("description", ""), "description"),
         expected_cost=text(raw.get("expected_cost", ""), "expected_cost"),
         estimate_before_run=boolean(raw.get("estimate_before_run", False),
-                                     "estimate_before_run"))
+                                     "estimate_before_run"),
+        scheduler=parse_scheduler(raw.get("scheduler")))
     _check_grid(config)
     return config
 
@@ -334,6 +344,19 @@ def parse_lr(raw: Any, data_kind: str, base_dir: Path) -> LrTable:
         return load_table(_resolve(raw, base_dir))
     return constant_table(number(raw, "lr", lambda x: x > 0, "a positive number, 'paper', "
                                   "a .yaml/.csv table file or tuned:FILE"))
+
+
+def parse_scheduler(raw: Any) -> str | None:
+    """None (every cell in this process, one after another) or a Dask scheduler: local:N,
+    cuda or tcp://HOST:PORT (checked here; connected to only when the sweep runs)."""
+    if raw is None:
+        return None
+    local = LOCAL_SCHEDULER.fullmatch(raw) if isinstance(raw, str) else None
+    tcp = TCP_SCHEDULER.fullmatch(raw) if isinstance(raw, str) else None
+    if (raw == "cuda" or (local and 1 <= int(local[1]) <= 1024)
+            or (tcp and 1 <= int(tcp[2]) <= 65535)):
+        return raw
+    raise bad("scheduler", raw, SCHEDULER_FORMS)
 
 
 def parse_seeds(raw: Any) -> tuple[int, ...]:

@@ -105,9 +105,12 @@ def discard_results(run_dir: Path) -> None:
     (run_dir / MANIFEST).unlink()
 
 
-def start_session(run_dir: Path, config: SweepConfig, facts: dict[str, Any]) -> None:
-    """Write the manifest (first session) or append this session to it (resume)."""
-    session = {"started_utc": utc_now(), "device": env.device_name(facts), "git": facts["git"]}
+def start_session(run_dir: Path, config: SweepConfig, facts: dict[str, Any],
+                  execution: dict[str, Any] | None = None) -> None:
+    """Write the manifest (first session) or append this session to it (resume).
+    ``execution``: where this session's cells ran (default: in this process)."""
+    session = {"started_utc": utc_now(), "device": env.device_name(facts), "git": facts["git"],
+               **(execution or {"scheduler": "in-process"})}
     if (run_dir / MANIFEST).is_file():
         manifest = load_manifest(run_dir)
         manifest["sessions"] = manifest.get("sessions", []) + [session]
@@ -196,11 +199,12 @@ class Outcome:
 class Sweep:
     """One sweep over one run directory: what is done, what is pending, and running it."""
 
-    def __init__(self, config: SweepConfig, run_dir: Path):
-        self.config, self.run_dir = config, Path(run_dir)
+    def __init__(self, config: SweepConfig, run_dir: Path | None):
+        """``run_dir`` None: a Dask worker's sweep, which trains cells and stores nothing."""
+        self.config, self.run_dir = config, None if run_dir is None else Path(run_dir)
         self.xp = get_namespace(config.backend)   # a missing GPU fails here, before any work
         self.facts = env.collect(self.xp)
-        self.resuming = check_run_dir(self.run_dir, config)
+        self.resuming = run_dir is not None and check_run_dir(self.run_dir, config)
         self.stored = ({r.key: r for r in load_records(self.run_dir)} if self.resuming
                        else {})
 
@@ -223,8 +227,15 @@ class Sweep:
                 if cell.key(s) not in self.stored or self.stored[cell.key(s)].status == "error"]
 
     def run(self, *, quiet: bool = False) -> Outcome:
-        """Train every pending run, writing records as cells finish."""
-        start_session(self.run_dir, self.config, self.facts)
+        """Train every pending run in this process, writing records as cells finish
+        (``distributed.run_on_cluster`` runs them as Dask tasks instead)."""
+        return self.run_with(self._run_curves, quiet=quiet)
+
+    def run_with(self, execute: Callable[[list[list[Cell]], Outcome, Progress], None], *,
+                 quiet: bool = False, execution: dict[str, Any] | None = None) -> Outcome:
+        """Open the session and the progress display, then ``execute(curves, outcome,
+        progress)``, which runs the pending cells and fills ``outcome``."""
+        start_session(self.run_dir, self.config, self.facts, execution)
         grid = curves(self.config)
         cells = [c for curve in grid for c in curve]
         outcome = Outcome()
@@ -233,11 +244,14 @@ class Sweep:
         if done:
             progress.say(f"resuming {self.run_dir}: {done} of {len(cells)} cells already done")
         try:
-            for curve in grid:
-                self._run_curve(curve, outcome, progress)
+            execute(grid, outcome, progress)
         finally:
             progress.close()
         return outcome
+
+    def _run_curves(self, grid: list[list[Cell]], outcome: Outcome, progress: Progress) -> None:
+        for curve in grid:
+            self._run_curve(curve, outcome, progress)
 
     def _run_curve(self, curve: list[Cell], outcome: Outcome, progress: Progress) -> None:
         """The cells of one (model, optimizer) curve; with stop_on_failure, those after the
@@ -249,8 +263,13 @@ class Sweep:
                 progress.cell_done(f"{cell.label}: skipped, the curve failed at k={failed_at}")
                 continue
             records = self._run_cell(cell, outcome, progress)
-            if self.config.stop_on_failure and self._median_epochs(records) == np.inf:
+            if self.stops_curve(records):
                 failed_at = cell.k
+
+    def stops_curve(self, records: list[Record]) -> bool:
+        """stop_on_failure: the larger k of a curve are skipped after these records of a
+        cell, whose median run did not reach the headline threshold."""
+        return self.config.stop_on_failure and self._median_epochs(records) == np.inf
 
     def _median_epochs(self, records: list[Record]) -> float:
         """Median epochs to the headline threshold over the runs that did not error."""
@@ -265,24 +284,30 @@ class Sweep:
         if not seeds:
             progress.cell_done()
             return finished
-        self.data_fields  # loads the data outside the try: a data error is the user's
         started = time.perf_counter()
-        on_eval = progress.cell_started(cell, len(seeds))
-        try:
-            clock = self._reference_clock(cell, on_eval)
-            batch = self._batch(cell, seeds, self.config.schedule, clock)
-            results = [(self._run_record(cell, batch, run, clock), self._history(cell, run))
-                       for run in batch.runs]
-        except Exception as exc:  # one failing cell must not stop the sweep
-            elapsed = time.perf_counter() - started
-            results = [(self._error_record(cell, s, len(seeds), exc, elapsed), None)
-                       for s in seeds]
+        results = self.train_cell(cell, seeds, progress.cell_started(cell, len(seeds)))
         for record, history in results:
             write_record(self.run_dir, record, history)
         new = [r for r, _ in results]
         outcome.written += new
-        progress.cell_done(self._describe(cell, new, time.perf_counter() - started))
+        progress.cell_done(self.describe(cell, new, time.perf_counter() - started))
         return finished + new
+
+    def train_cell(self, cell: Cell, seeds: list[int],
+                   on_eval: Callable[[int, np.ndarray], None] | None = None
+                   ) -> list[tuple[Record, dict[str, np.ndarray] | None]]:
+        """Train ``seeds`` of ``cell`` as one batch: a record (and history) per seed, error
+        records when the cell fails. Stores nothing (a Dask worker runs this too)."""
+        self.data_fields  # loads the data outside the try: a data error is the user's
+        started = time.perf_counter()
+        try:
+            clock = self._reference_clock(cell, on_eval)
+            batch = self._batch(cell, seeds, self.config.schedule, clock)
+            return [(self._run_record(cell, batch, run, clock), self._history(cell, run))
+                    for run in batch.runs]
+        except Exception as exc:  # one failing cell must not stop the sweep
+            elapsed = time.perf_counter() - started
+            return [(self.error_record(cell, s, len(seeds), exc, elapsed), None) for s in seeds]
 
     def _history(self, cell: Cell, run) -> dict[str, np.ndarray] | None:
         """The metric history plus the final decoder and U_k^T W2 (for the decoder plots)."""
@@ -311,7 +336,8 @@ class Sweep:
                               cell.model, cell.k, self.dataset, self.config.data.kind))
         return replace(batch, wall_time=batch.wall_time + solve_s)
 
-    def _describe(self, cell: Cell, records: list[Record], seconds: float) -> str:
+    def describe(self, cell: Cell, records: list[Record], seconds: float) -> str:
+        """The progress line of a finished cell."""
         statuses = [r.status for r in records]
         median = self._median_epochs(records)
         result = ("error: " + str(records[0].error) if "error" in statuses
@@ -349,8 +375,9 @@ class Sweep:
                       block_cpu_shares=clock.block_shares(len(run.epoch_times)),
                       **epoch_timing(run.epoch_times))
 
-    def _error_record(self, cell: Cell, seed: int, runs: int, exc: Exception, elapsed: float
-                      ) -> Record:
+    def error_record(self, cell: Cell, seed: int, runs: int, exc: BaseException,
+                     elapsed: float) -> Record:
+        """The record of a run whose cell failed with ``exc`` after ``elapsed`` seconds."""
         formulation = choose_formulation(cell.model, cell.optimizer, self.config.formulation)
         message = " ".join(f"{type(exc).__name__}: {exc}".split())
         return Record(**self._common(cell, seed, runs),
