@@ -205,10 +205,18 @@ def run_on_cluster(sweep: Sweep, *, quiet: bool = False) -> Outcome:
     """Run the pending cells of ``sweep`` as Dask tasks on ``sweep.config.scheduler``."""
     spec = sweep.config.scheduler
     with open_cluster(spec) as client:
-        workers = client.run(describe_worker, sweep.config)   # also loads each worker's data
-        execution = {"scheduler": spec, "workers": workers}
+        execution = {"scheduler": spec, "workers": describe_workers(client, sweep.config)}
         return sweep.run_with(partial(run_cells, client, sweep), quiet=quiet,
                               execution=execution)
+
+
+def describe_workers(client, config: SweepConfig) -> dict[str, dict[str, Any]]:
+    """Each worker's facts, by address, from a task pinned to it: this also builds each
+    worker's data before the first cell (a data error is the user's, and stops here)."""
+    addresses = sorted(client.run(os.getpid))    # every worker (scheduler_info may cut)
+    futures = [client.submit(describe_worker, config, workers=[address], pure=False,
+                             allow_other_workers=False) for address in addresses]
+    return dict(zip(addresses, client.gather(futures)))
 
 
 @dataclass

@@ -2,6 +2,7 @@
 schedulers, a killed worker, stop_on_failure per curve, Ctrl-C, and one-line refusals."""
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -11,6 +12,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -199,6 +201,24 @@ def _wait_for_task(client, prefix: str, proc, timeout: float = 90.0) -> tuple[st
                 return worker, running[0]
         time.sleep(0.05)
     raise AssertionError(f"no task {prefix}* ran within {timeout} s")
+
+
+def test_a_task_whose_workers_keep_dying_becomes_error_records(tmp_path):
+    from bench.sweep.runner import Outcome, Progress, Sweep, curves
+
+    class Lost:                      # a future after the last allowed worker death
+        def result(self):
+            last = SimpleNamespace(address="tcp://127.0.0.1:1")
+            raise distributed.KilledWorker("cell-x", last, 2)
+
+    config = load_config(str(write_config(tmp_path / "c.yaml")))
+    sweep, outcome = Sweep(config, tmp_path / "run"), Outcome()
+    cell = curves(config)[0][0]
+    task = dist.Task(dist.CurveQueue(sweep, []), cell, [0, 1], [])
+    new = dist.store_results(sweep, task, Lost(), outcome, Progress(1, 10, quiet=True))
+    assert [r.status for r in new] == ["error", "error"] and outcome.errors == 2
+    stored = [json.loads(f.read_text()) for f in (tmp_path / "run").glob("records/*.json")]
+    assert len(stored) == 2 and {r["error"].split(":")[0] for r in stored} == {"KilledWorker"}
 
 
 @pytest.mark.slow
