@@ -22,6 +22,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from lae_core import get_objective
+
 from ..errors import UsageError
 from .stats import CELL, cell_summary
 from ..sweep.store import load_manifest, records_frame
@@ -65,12 +67,28 @@ def figure_table(run_dir: str | Path, threshold: float | None = None) -> FigureT
                     else cell_summary(frame, config["headline"]))
     cells = pd.concat([summary.assign(skipped=False), _skipped_cells(config, headline)],
                       ignore_index=True)
-    cells = _in_sweep_order(cells, config)
+    cells = _in_sweep_order(cells, config).merge(_final_d_sub(frame), how="left",
+                                                 on=["model", "optimizer", "k"])
     cells["epochs_text"] = [epochs_text(row) for row in cells.itertuples()]
     cells["time_text"] = [time_text(row) for row in cells.itertuples()]
     varying = [c for c in ("data_id", "backend", "device", "dtype") if cells[c].nunique() > 1]
     return FigureTable(str(run_dir), manifest, threshold, ["model", "optimizer"] + varying,
                        cells)
+
+
+def _final_d_sub(frame: pd.DataFrame) -> pd.DataFrame:
+    """Median final d_sub per (model, optimizer, k): what a subspace learner (Oja) converges
+    in while its d_align need not (column d_sub_text)."""
+    if frame.empty or "final_d_sub" not in frame:
+        return pd.DataFrame(columns=["model", "optimizer", "k", "d_sub_text"])
+    medians = frame.groupby(["model", "optimizer", "k"], sort=False)["final_d_sub"].median()
+    return medians.map(lambda v: f"{max(v, 0.0):.2g}" if np.isfinite(v) else NOT_RUN
+                       ).rename("d_sub_text").reset_index()
+
+
+def subspace_only(table: FigureTable) -> bool:
+    """Does the table hold a model that recovers only the subspace (objective registry)?"""
+    return any(get_objective(m).recovers == "subspace" for m in table.cells["model"].unique())
 
 
 def _skipped_cells(config: dict, summary: pd.DataFrame) -> pd.DataFrame:
@@ -155,6 +173,9 @@ def render(table: FigureTable, fmt: str = "text") -> str:
              grid(table.pivot("time_text"))]
     if fmt == "markdown":
         parts = [f"**{parts[0]}**", "", parts[1], "", parts[2], "", parts[4], "", parts[5]]
+    if subspace_only(table):
+        parts += ["", "final d_sub (median over seeds): a subspace learner (oja) converges in "
+                  "d_sub while its d_align need not", grid(table.pivot("d_sub_text"))]
     return "\n".join(parts)
 
 

@@ -130,6 +130,9 @@ def test_each_learner_is_as_fast_as_an_independent_reference(data, model):
     reached = [e for e, d in zip(history["epoch"], history[metric]) if d <= 0.3]
     assert reached, f"{model} did not reach 0.3 within 400 epochs (reference: {expected})"
     assert expected / 2 <= reached[0] <= 2 * max(expected, 1)
+    # Under GD the harness follows the published rule step for step (EigenGame included:
+    # its scaled step moves the directions exactly as the retraction does).
+    assert abs(reached[0] - expected) <= 1
 
 
 @pytest.mark.parametrize("model", ITERATIVE)
