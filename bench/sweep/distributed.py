@@ -133,7 +133,7 @@ def local_cluster(spec: str, distributed) -> Iterator[Any]:
     with spawned_worker_threads(worker_threads(workers, usable_cores())):
         cluster = distributed.LocalCluster(n_workers=workers, threads_per_worker=1,
                                            processes=True, dashboard_address=":0",
-                                           silence_logs=logging.ERROR)
+                                           silence_logs=logging.CRITICAL)
         try:
             yield cluster
         finally:
@@ -154,7 +154,7 @@ def cuda_cluster(spec: str) -> Iterator[Any]:
     with spawned_worker_threads(worker_threads(gpus, usable_cores())):
         try:
             cluster = dask_cuda.LocalCUDACluster(threads_per_worker=1, dashboard_address=":0",
-                                                 silence_logs=logging.ERROR)
+                                                 silence_logs=logging.CRITICAL)
         except Exception as exc:
             raise UsageError(f"scheduler: cuda: no GPU cluster can start here "
                              f"({one_line(exc)})") from None
@@ -185,10 +185,28 @@ def connect(spec: str, distributed) -> Any:
 
 
 @contextmanager
+def quiet_dask_logs() -> Iterator[None]:
+    """Dask's own log lines (reconnection tracebacks, worker restarts) kept off stderr: the
+    sweep reports what matters in its own one-line way."""
+    # Dask's logging config gives some of its loggers levels of their own: set each one.
+    names = ["distributed"] + [name for name in logging.root.manager.loggerDict
+                               if name.startswith("distributed.")]
+    levels = {name: logging.getLogger(name).level for name in names}
+    for name in names:
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        for name, level in levels.items():
+            logging.getLogger(name).setLevel(level)
+
+
+@contextmanager
 def open_cluster(spec: str) -> Iterator[Any]:
     """A Dask client for ``spec``; a cluster started for it is closed on the way out."""
     distributed = require("distributed", spec)
     with ExitStack() as stack:
+        stack.enter_context(quiet_dask_logs())
         if spec.startswith("tcp://"):
             client = connect(spec, distributed)
         else:
@@ -296,12 +314,21 @@ def run_cells(client, sweep: Sweep, grid: list[list[Cell]], outcome: Outcome,
         client.cancel(list(tasks))   # Ctrl-C or an error here: no task outlives the sweep
 
 
+class ClusterLost(RuntimeError):
+    """The sweep's tasks were cancelled under it: the scheduler went away (or was told to)."""
+
+
 def store_results(sweep: Sweep, task: Task, future, outcome: Outcome, progress: Progress
                   ) -> list[Record]:
     """Write the records of a finished task (error records when the task itself failed)."""
     try:
         results, seconds = future.result()
     except Exception as exc:  # its workers kept dying (KilledWorker), or it could not start
+        if future.status == "cancelled":   # not the cell's fault: no record, stop here
+            raise ClusterLost(f"scheduler {sweep.config.scheduler}: the task of "
+                              f"{task.cell.label} was cancelled "
+                              f"({getattr(exc, 'reason', None) or 'no reason given'}); "
+                              "finished runs are saved, rerun to resume") from None
         seconds = time.perf_counter() - task.submitted
         results = [(sweep.error_record(task.cell, s, len(task.seeds), exc, seconds), None)
                    for s in task.seeds]
