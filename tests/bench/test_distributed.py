@@ -207,6 +207,8 @@ def test_a_task_whose_workers_keep_dying_becomes_error_records(tmp_path):
     from bench.sweep.runner import Outcome, Progress, Sweep, curves
 
     class Lost:                      # a future after the last allowed worker death
+        status = "error"
+
         def result(self):
             last = SimpleNamespace(address="tcp://127.0.0.1:1")
             raise distributed.KilledWorker("cell-x", last, 2)
