@@ -223,6 +223,23 @@ def test_a_task_whose_workers_keep_dying_becomes_error_records(tmp_path):
     assert len(stored) == 2 and {r["error"].split(":")[0] for r in stored} == {"KilledWorker"}
 
 
+def test_tasks_cancelled_under_the_sweep_stop_it_without_records(tmp_path):
+    from bench.sweep.runner import Outcome, Progress, Sweep, curves
+
+    class Cancelled:                 # what the futures become when the scheduler goes away
+        status = "cancelled"
+
+        def result(self):
+            raise distributed.client.FutureCancelledError("cell-x", "scheduler-connection-lost")
+
+    config = load_config(str(write_config(tmp_path / "c.yaml")), {"scheduler": "tcp://h:1"})
+    sweep = Sweep(config, tmp_path / "run")
+    task = dist.Task(dist.CurveQueue(sweep, []), curves(config)[0][0], [0, 1], [])
+    with pytest.raises(dist.ClusterLost, match="scheduler-connection-lost.*rerun to resume"):
+        dist.store_results(sweep, task, Cancelled(), Outcome(), Progress(1, 10, quiet=True))
+    assert not list(tmp_path.glob("run/records/*"))
+
+
 @pytest.mark.slow
 def test_local_n_starts_a_cluster_and_ctrl_c_closes_it_keeping_whole_records(tmp_path):
     psutil = pytest.importorskip("psutil")     # a dependency of distributed
