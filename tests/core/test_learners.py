@@ -148,3 +148,24 @@ def test_every_learner_is_registered():
     for name in LEARNERS:
         objective = get_objective(name)
         assert objective.learner and not objective.hyperparameters
+
+
+@pytest.mark.parametrize("model", ITERATIVE)
+def test_learner_directions_run_on_every_namespace(data, model, xp):
+    """The rules use standard array calls only: array-api-strict (and CuPy) give NumPy's."""
+    import array_api_compat.numpy as xp_numpy
+
+    from lae_core.backend import to_device
+    from lae_core.operators import make_operator
+
+    from ..conftest import xp_assert_close
+
+    W2 = np.random.default_rng(3).standard_normal((2, data.m, K))
+    grads = {}
+    for space in (xp_numpy, xp):
+        op = make_operator("covariance", space, data, K, space.float64)
+        params = tuple(to_device(space, p, space.float64) for p in (W2.transpose(0, 2, 1), W2))
+        objective = get_objective(model)
+        grads[space] = (*objective.grads(op, params, {}), objective.loss(op, params, {}))
+    for expected, actual in zip(grads[xp_numpy], grads[xp]):
+        xp_assert_close(actual, expected, xp=xp)
