@@ -90,6 +90,9 @@ def require(module: str, spec: str, hint: str = INSTALL_HINT):
     except ImportError:
         raise UsageError(f"scheduler: {spec} needs {module.split('.')[0]}, which is not "
                          f"installed; {hint}") from None
+    except Exception as exc:  # installed but broken here (dask-cuda without a CUDA driver)
+        raise UsageError(f"scheduler: {spec}: {module} cannot load here ({one_line(exc)})") \
+            from None
 
 
 def usable_cores() -> int:
@@ -151,6 +154,8 @@ def cuda_cluster(spec: str) -> Iterator[Any]:
         gpus = get_n_gpus()
     except Exception as exc:  # no driver, no device, NVML missing: the same answer for all
         raise UsageError(f"scheduler: cuda: no GPU here ({one_line(exc)})") from None
+    if gpus < 1:
+        raise UsageError("scheduler: cuda: no GPU here (CUDA_VISIBLE_DEVICES is empty?)")
     with spawned_worker_threads(worker_threads(gpus, usable_cores())):
         try:
             cluster = dask_cuda.LocalCUDACluster(threads_per_worker=1, dashboard_address=":0",
