@@ -215,19 +215,42 @@ class HessianProblem:
         return (H + H.T) / 2
 
 
-def flat_directions(model: str, a: np.ndarray, m: int) -> np.ndarray:
-    """Orthonormal directions of exact symmetry at the optimum, (s, n): nd_exp's per-unit
-    rescalings (row i of W1 up, column i of W2 down); none for non_uniform_sum."""
+@dataclass(frozen=True)
+class FlatDirections:
+    """Orthonormal directions of exact symmetry at the optimum, each touching two entries of
+    the flat parameter vector: positions ``index`` (s, 2), entries ``value`` (s, 2). Kept
+    sparse: a dense (s, n) basis would be k x 2 k m numbers (4 GB at k = 500, m = 1000)."""
+
+    index: np.ndarray
+    value: np.ndarray
+
+    def coefficients(self, v: np.ndarray) -> np.ndarray:
+        """U v: (s,)."""
+        return np.sum(v[self.index] * self.value, axis=1)
+
+    def combine(self, coefficients: np.ndarray, n: int) -> np.ndarray:
+        """U^T coefficients: (n,)."""
+        out = np.zeros(n)
+        np.add.at(out, self.index.ravel(), (self.value * coefficients[:, None]).ravel())
+        return out
+
+    def dense(self, n: int) -> np.ndarray:
+        """U as an (s, n) array (small problems and tests)."""
+        return np.stack([self.combine(e, n) for e in np.eye(len(self.index))]) \
+            if len(self.index) else np.zeros((0, n))
+
+
+def flat_directions(model: str, a: np.ndarray, m: int) -> FlatDirections:
+    """nd_exp's per-unit rescalings (row i of W1 up, column i of W2 down), normalised; none
+    for non_uniform_sum."""
     k = a.size
     if not hessian_forms(model).rescaling_symmetry:
-        return np.zeros((0, 2 * k * m))
-    out = np.zeros((k, 2 * k * m))
-    for i in range(k):
-        d1 = np.zeros((k, m))
-        d1[i, i] = a[i]
-        out[i] = HessianProblem.join(d1, -d1.T)
-        out[i] /= np.linalg.norm(out[i])
-    return out
+        return FlatDirections(np.zeros((0, 2), dtype=np.int64), np.zeros((0, 2)))
+    units = np.arange(k)
+    # W1[i, i] sits at i m + i of the flat vector, W2[i, i] at k m + i k + i
+    index = np.stack([units * m + units, k * m + units * k + units], axis=1)
+    value = np.stack([a, -a], axis=1) / (np.sqrt(2) * a[:, None])
+    return FlatDirections(index, value)
 
 
 # --- Lanczos ------------------------------------------------------------------------------------
@@ -256,7 +279,7 @@ def lanczos_extremes(problem: HessianProblem, budget_s: float, tol: float = 1e-8
     """
     from scipy.sparse.linalg import LinearOperator, eigsh
 
-    U, start, count = problem.flat, time.perf_counter(), [0]
+    U, n, start, count = problem.flat, problem.size, time.perf_counter(), [0]
 
     def product(shift: float) -> Callable[[np.ndarray], np.ndarray]:
         def matvec(v: np.ndarray) -> np.ndarray:
@@ -264,12 +287,11 @@ def lanczos_extremes(problem: HessianProblem, budget_s: float, tol: float = 1e-8
                 raise BudgetExceeded(f"Lanczos stopped after {budget_s:g} s")
             count[0] += 1
             v = np.asarray(v, dtype=np.float64).ravel()
-            inside = v - U.T @ (U @ v)
-            Hv = problem.hvp(inside)
-            return Hv - U.T @ (U @ Hv) + shift * (U.T @ (U @ v))
+            along = U.combine(U.coefficients(v), n)
+            Hv = problem.hvp(v - along)
+            return Hv - U.combine(U.coefficients(Hv), n) + shift * along
         return matvec
 
-    n = problem.size
     v0 = np.random.default_rng(0).standard_normal(n)   # reproducible start vector
     top = eigsh(LinearOperator((n, n), matvec=product(0.0), dtype=np.float64), k=1,
                 which="LA", tol=tol, v0=v0, return_eigenvectors=False)[0]
