@@ -2,7 +2,7 @@
 
 Each kernel set has two operations:
   ``flush(a, floor)``  in place: entries of ``a`` below ``floor`` in magnitude become 0;
-  ``tail(optimizer, W, Q, prod1, prod2, E, a, b, sd, lr, state, scalars, floor, c, Qn)``
+  ``tail(optimizer, W, Q, prod1, prod2, E, a, b, sd, lr, state, count, floor, c, Qn)``
       in place, for every run i, row q < 2k and column j of W (r, 2k, m):
         g = prod[q, j] + a[q] Q[partner(q), j] + b[q] W[q, j] (+ E[q, j] for q < k, RAG)
         g = s[q] g + d[q] Q[q, j]     (only when sd = (s, d) is given: the VAE)
@@ -24,14 +24,19 @@ from typing import Any
 
 import numpy as np
 
+from . import cpu_block
+
 MOMENTUM, B1, B2, EPS = 0.9, 0.9, 0.999, 1e-8   # torch's defaults, as ``optim``
 OPTIMIZER_CODES = {"gd": 0, "sgd_nesterov": 1, "adam": 2}
 
 
-def optimizer_scalars(optimizer: str, scalars: tuple, dtype: Any) -> np.ndarray:
-    """(c1, ..., c6) in ``dtype``: Nesterov (mu); Adam (1-b1, 1-b2, b2, 1-b1^t, sqrt(1-b2^t), eps)."""
+def optimizer_scalars(optimizer: str, count: int, dtype: Any) -> np.ndarray:
+    """(c1, ..., c6) in ``dtype``: Nesterov (mu); Adam at step t = count
+    (1-b1, 1-b2, b2, 1-b1^t, sqrt(1-b2^t), eps), the bias corrections computed as ``optim``
+    does, in double precision on the host."""
     values = {"gd": (), "sgd_nesterov": (MOMENTUM,),
-              "adam": (1 - B1, 1 - B2, B2) + tuple(scalars) + (EPS,)}[optimizer]
+              "adam": (1 - B1, 1 - B2, B2, 1 - B1 ** count, math.sqrt(1 - B2 ** count),
+                       EPS)}[optimizer]
     out = np.zeros(6, dtype=dtype)
     out[: len(values)] = values
     return out
@@ -46,10 +51,10 @@ class NumpyKernels:
     def flush(self, a: np.ndarray, floor: float) -> None:
         a[np.abs(a) < floor] = 0
 
-    def tail(self, optimizer, W, Q, prod1, prod2, E, a, b, sd, lr, state, scalars, floor, c,
+    def tail(self, optimizer, W, Q, prod1, prod2, E, a, b, sd, lr, state, count, floor, c,
              Qn):
         k = W.shape[1] // 2
-        sc = optimizer_scalars(optimizer, scalars, W.dtype)
+        sc = optimizer_scalars(optimizer, count, W.dtype)
         g = self._buffer(W)
         np.multiply(a[:, :k, None], Q[:, k:], out=g[:, :k])
         np.multiply(a[:, k:, None], Q[:, :k], out=g[:, k:])
@@ -86,80 +91,31 @@ class NumpyKernels:
         return self._g[key]
 
 
-def _numba_kernels():
-    """Compile the CPU kernels (Numba is an optional dependency: None without it)."""
-    try:
-        import numba
-    except ImportError:
-        return None
-
-    @numba.njit(cache=True)
-    def flush(flat, floor):
-        for j in range(flat.size):
-            if abs(flat[j]) < floor:
-                flat[j] = 0
-
-    # error_model="numpy": a diverging run divides by zero or overflows quietly, as NumPy does
-    @numba.njit(cache=True, error_model="numpy")
-    def tail(opt, W, Q, prod1, prod2, E, a, b, s, d, has_sd, lr, s1, s2, sc, floor, zero, c,
-             Qn, write_q):
-        r, k2, m = W.shape
-        k = k2 // 2
-        has_e = E.shape[1] > 0
-        for i in range(r):
-            step_size = lr[i] / sc[3]
-            for q in range(k2):
-                if q < k:
-                    src, part = prod1[i, q], Q[i, q + k]
-                else:
-                    src, part = prod2[i, q - k], Q[i, q - k]
-                aq, bq, sq, dq, w, own = a[i, q], b[i, q], s[i, q], d[i, q], W[i, q], Q[i, q]
-                extra = has_e and q < k
-                for j in range(m):
-                    g = src[j] + aq * part[j]
-                    g = g + bq * w[j]
-                    if extra:
-                        g = g + E[i, q, j]
-                    if has_sd:
-                        g = g * sq + dq * own[j]
-                    if opt == 0:
-                        p = w[j] - lr[i] * g
-                    elif opt == 1:
-                        buf = s1[i, q, j] * sc[0] + g
-                        s1[i, q, j] = buf
-                        p = w[j] - (buf * sc[0] + g) * lr[i]
-                    else:
-                        mu = (g - s1[i, q, j]) * sc[0] + s1[i, q, j]
-                        nu = (g * sc[1]) * g + s2[i, q, j] * sc[2]
-                        s1[i, q, j], s2[i, q, j] = mu, nu
-                        p = w[j] - (mu / (math.sqrt(nu) / sc[4] + sc[5])) * step_size
-                    if abs(p) < floor:
-                        p = zero
-                    w[j] = p
-                    if write_q:
-                        Qn[i, q, j] = p * c[j]
-
-    return flush, tail
-
-
 class NumbaKernels:
-    """The CPU default: each operation one compiled loop nest over the buffer."""
+    """The CPU default: ``cpu_block``'s compiled loops, run by run."""
 
     def __init__(self, compiled):
-        self._flush, self._tail = compiled
+        _, self._flush, self._tail = compiled
+        self._spare: dict = {}
 
     def flush(self, a: np.ndarray, floor: float) -> None:
-        self._flush(a.reshape(-1), a.dtype.type(floor))
+        self._flush(a, a.dtype.type(floor), a.dtype.type(0))
 
-    def tail(self, optimizer, W, Q, prod1, prod2, E, a, b, sd, lr, state, scalars, floor, c,
+    def tail(self, optimizer, W, Q, prod1, prod2, E, a, b, sd, lr, state, count, floor, c,
              Qn):
-        s1, s2 = (tuple(state) + (W, W))[:2]          # unused slots: any array of W's type
-        dt = W.dtype.type
+        s1, s2 = (tuple(state) + self._spares(W))[:2]
         s, d = (a, b) if sd is None else sd
-        self._tail(OPTIMIZER_CODES[optimizer], W, Q, prod1, prod2, E, a, b, s, d,
-                   sd is not None, lr, s1, s2,
-                   optimizer_scalars(optimizer, scalars, W.dtype), dt(floor), dt(0),
-                   W[0, 0] if c is None else c, W if Qn is None else Qn, c is not None)
+        consts = cpu_block.constants(W.dtype, floor, 0.0, W.shape[-1])
+        self._tail(cpu_block.OPT_CODES[optimizer], W, Q, W if Qn is None else Qn, prod1, prod2,
+                   E, a, b, s, d, sd is not None, s1, s2, lr, count,
+                   W[0, 0] if c is None else c, c is not None, consts)
+
+    def _spares(self, W: np.ndarray) -> tuple:
+        """Zero buffers for the state slots an optimizer does not use (the pass writes them)."""
+        key = (W.shape, W.dtype)
+        if key not in self._spare:
+            self._spare = {key: (np.zeros_like(W), np.zeros_like(W))}
+        return self._spare[key]
 
 
 CUDA_SOURCE = r"""
@@ -242,12 +198,12 @@ class CupyKernels:
         t = CUDA_TYPES[a.dtype.name]
         self._launch(f"lae_flush<{t}>", a.size, (a, np.int64(a.size), a.dtype.type(floor)))
 
-    def tail(self, optimizer, W, Q, prod1, prod2, E, a, b, sd, lr, state, scalars, floor, c,
+    def tail(self, optimizer, W, Q, prod1, prod2, E, a, b, sd, lr, state, count, floor, c,
              Qn):
         dt = W.dtype.type
         s, d = (a, b) if sd is None else sd
         s1, s2 = (tuple(state) + (W, W))[:2]
-        sc = optimizer_scalars(optimizer, scalars, W.dtype)
+        sc = optimizer_scalars(optimizer, count, W.dtype)
         k, m = W.shape[1] // 2, W.shape[2]
         name = f"lae_tail<{CUDA_TYPES[W.dtype.name]},{OPTIMIZER_CODES[optimizer]}>"
         has_e = E.shape[1] > 0
@@ -271,7 +227,7 @@ def for_module(xp: Any, prefer: str = "auto") -> Any:
     if prefer == "numpy":
         return NumpyKernels()
     if "numba" not in _SETS:
-        compiled = _numba_kernels()
+        compiled = cpu_block.compiled()
         _SETS["numba"] = NumbaKernels(compiled) if compiled else None
     return _SETS["numba"] or NumpyKernels()
 

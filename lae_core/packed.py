@@ -17,7 +17,6 @@ Shapes: r runs, k latent, m input. Parameters are in the operator's basis.
 """
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import array_api_compat
@@ -27,11 +26,14 @@ from . import backend as be
 from .metrics import all_metrics, d_align
 from .optim import AdamState, MomentumState
 from .step import finite_runs, pack_evaluation
-from . import kernels
+from . import cpu_block, kernels
 
 PACKED_MODELS = ("uniform_sum", "non_uniform_sum", "rotation", "nd_exp", "vae")
 PACKED_FORMS = ("spectral", "covariance")
 PACKED_OPTIMIZERS = ("gd", "sgd_nesterov", "adam")
+# Up to this k the k x k x m products run as compiled loops inside one call per block; beyond
+# it BLAS is faster than those loops and the per-call overhead of the array-call epoch is small.
+COMPILED_MAX_K = 32
 
 
 def packed_unsupported(op, objective, optimizer) -> str | None:
@@ -48,6 +50,15 @@ def packed_unsupported(op, objective, optimizer) -> str | None:
     return None
 
 
+def packed_step(op, objective, optimizer, hp: dict, params: tuple, lr: Any, floor: float):
+    """The packed step for this namespace: compiled blocks on NumPy with Numba, else the
+    array-call epoch (CuPy kernels on a GPU, NumPy calls without Numba)."""
+    k = params[0].shape[-2]
+    if raw_module(op.xp) is np and k <= COMPILED_MAX_K and cpu_block.compiled() is not None:
+        return CompiledStep(op, objective, optimizer, hp, params, lr, floor)
+    return PackedStep(op, objective, optimizer, hp, params, lr, floor)
+
+
 def raw_module(xp: Any) -> Any:
     """numpy or cupy itself: the packed step needs ``out=`` arguments, not in the array API."""
     if array_api_compat.is_cupy_namespace(xp):
@@ -62,10 +73,10 @@ class PackedStep:
     name = "packed"
 
     def __init__(self, op, objective, optimizer, hp: dict, params: tuple, lr: Any,
-                 floor: float):
+                 floor: float, kern: Any = None):
         self.op, self.objective, self.optimizer, self.hp = op, objective, optimizer, hp
         self.np = raw_module(op.xp)
-        self.kern = kernels.for_module(self.np)
+        self.kern = kern or kernels.for_module(self.np)
         self.floor = floor
         self.rule = RULES[objective.name]
         W1, W2 = params[0], params[1]
@@ -87,7 +98,8 @@ class PackedStep:
         self.Q = xp.empty_like(self.W)
         self.Qn = xp.empty_like(self.W) if self.op.form == "spectral" else self.Q
         self.prod1, self.prod2 = xp.empty((r, k, m), dt), xp.empty((r, k, m), dt)
-        self.E = xp.empty((r, k, m), dt) if self.rule.rotation else self.prod1[:, :0]
+        self.E = xp.empty((r, k if self.rule.rotation else 0, m), dt)
+        self.L1 = xp.empty((r, k, k), dt)
         self.S, self.G = xp.empty((r, k, k), dt), xp.empty((r, k, k), dt)
         self.K1, self.K2 = xp.empty((r, k, k), dt), xp.empty((r, k, k), dt)
         self.a, self.b = xp.empty((r, k2), dt), xp.empty((r, k2), dt)
@@ -152,15 +164,11 @@ class PackedStep:
     def _apply(self) -> None:
         """The fused pass: gradient tail, optimizer update, flush, next Q (eigenbasis)."""
         name = self.optimizer.name
-        scalars: tuple = ()
-        if name == "adam":
-            self.count += 1
-            t = self.count
-            scalars = (1 - 0.9 ** t, math.sqrt(1 - 0.999 ** t))
+        self.count += 1                                 # Adam's t (unused by the others)
         spectral = self.op.form == "spectral"
         extra_grads = self.rule.extra_grads(self) if self.extra else None  # before W moves
         self.kern.tail(name, self.W, self.Q, self.prod1, self.prod2, self.E, self.a, self.b,
-                       self.rule.scales(self), self.lr, self.state, scalars, self.floor,
+                       self.rule.scales(self), self.lr, self.state, self.count, self.floor,
                        self.op.c if spectral else None, self.Qn if spectral else None)
         if self.extra:
             self.extra, self.extra_state = self.optimizer.update(extra_grads, self.extra_state,
@@ -222,12 +230,11 @@ class RotationRule(L2Rule):
     def coefficients(self, step) -> None:
         xp = step.np
         T = xp.triu(step.S, 1)
-        A = T - T.mT
-        A /= 2
+        xp.subtract(T.mT, T, out=step.L1)       # L1 = -A, A = (T - T^T) / 2
+        step.L1 /= 2
+        xp.multiply(step.S.mT, 2, out=step.K2)
+        step.K2 += step.L1                      # K2 = (2S + A)^T = 2 S^T - A
         xp.multiply(step.G, 2, out=step.K1)
-        step.L1 = -A
-        xp.add(2 * step.S, A, out=step.K2)
-        step.K2[...] = step.K2.mT.copy()
 
 
 class NdExpRule(L2Rule):
@@ -285,3 +292,82 @@ class VaeRule(L2Rule):
 
 RULES = {"uniform_sum": L2Rule(), "non_uniform_sum": L2Rule(), "rotation": RotationRule(),
          "nd_exp": NdExpRule(), "vae": VaeRule()}
+
+
+class CompiledStep(PackedStep):
+    """The packed step on the CPU with Numba: every epoch of a block in one compiled call
+    (``cpu_block``). Same buffers and arithmetic as ``PackedStep``; the VAE's v and s live
+    packed in x (r, k+1) beside their optimizer state."""
+
+    def __init__(self, op, objective, optimizer, hp: dict, params: tuple, lr: Any,
+                 floor: float):
+        self.run_block, self.flush_block, _ = cpu_block.compiled()
+        r, k = params[0].shape[0], params[0].shape[-2]
+        self.x = np.zeros((r, k + 1), dtype=params[0].dtype)
+        if len(params) > 2:
+            self.x[:, :k], self.x[:, k] = params[2], params[3]
+        super().__init__(op, objective, optimizer, hp, params[:2], lr, floor)
+        self.codes = (cpu_block.MODEL_CODES[objective.name], cpu_block.FORM_CODES[op.form],
+                      cpu_block.OPT_CODES[optimizer.name])
+        dt, k = self.W.dtype, self.k
+        self.c = cpu_block.constants(dt, floor, op.trace, self.W.shape[-1])
+        lam2 = hp.get("lam2", 0.0)
+        self.lam2 = np.broadcast_to(np.asarray(lam2, dtype=dt), (k,)).copy()
+        self.keep2 = np.asarray(hp.get("keep_probs2", np.zeros(k)), dtype=dt)
+        self.M2 = np.asarray(hp.get("keep_matrix2", np.zeros((k, k))), dtype=dt)
+        self.cvec = op.c if op.form == "spectral" else np.zeros(1, dt)
+        self.cmat = op.C if op.form == "covariance" else np.zeros((1, 1), dt)
+
+    def _allocate(self) -> None:
+        r, k2, m = self.W.shape
+        k, dt = k2 // 2, self.W.dtype
+        self.Qs = np.empty((2, r, k2, m), dt)
+        self.cur = 0
+        if self.op.form == "spectral":
+            np.multiply(self.W, self.op.c, out=self.Qs[0])
+        self.S, self.G, self.K1, self.K2, self.L1 = (np.empty((r, k, k), dt) for _ in range(5))
+        self.E = np.empty((r, k if self.rule.rotation else 0, m), dt)
+        self.prod1, self.prod2 = np.empty((r, k, m), dt), np.empty((r, k, m), dt)
+        self.rows = np.empty((r, 4, k2), dt)
+        # gd keeps no state: zero buffers fill the unused slots (the pass writes them back)
+        while len(self.state) < 2:
+            self.state += (np.zeros_like(self.W),)
+        self.xstate = getattr(self, "xstate", (np.zeros_like(self.x), np.zeros_like(self.x)))
+
+    @property
+    def Q(self):
+        return self.Qs[self.cur]
+
+    def params(self) -> tuple:
+        extra = (self.x[:, : self.k], self.x[:, self.k]) if self.objective.name == "vae" else ()
+        return (self.W[:, : self.k], self.W[:, self.k:].mT) + extra
+
+    def evaluate(self) -> tuple[np.ndarray, np.ndarray]:
+        return pack_evaluation(self.op.xp, d_align(self.op, self.params()[1]),
+                               finite_runs(self.op.xp, (self.W, self.x)))
+
+    def run(self, steps: int, cutoffs: np.ndarray | None = None) -> None:
+        model, form, opt = self.codes
+        self.cur = self.run_block(
+            model, form, opt, steps, self.count, self.cur, self.W, self.Qs, self.cmat,
+            self.cvec, self.S, self.G, self.K1, self.K2, self.L1, self.E, self.prod1,
+            self.prod2, self.rows, self.state[0], self.state[1], self.x, self.xstate[0],
+            self.xstate[1], self.lr, self.lam2, self.keep2, self.M2, self.c)
+        self.count += steps
+        self._flush_state()
+
+    def _flush_state(self) -> None:
+        c = self.c
+        names = _state_names(self.optimizer.name)
+        for i, name in enumerate(names):
+            floor = c[cpu_block.FLOOR2] if name == "nu" else c[cpu_block.FLOOR]
+            self.flush_block(self.state[i], floor, c[cpu_block.ZERO])
+            self.flush_block(self.xstate[i], floor, c[cpu_block.ZERO])
+
+    def retire(self, keep: np.ndarray) -> None:
+        Q = self.Q[keep]
+        self.W, self.lr, self.x = self.W[keep], self.lr[keep], self.x[keep]
+        self.state = tuple(s[keep] for s in self.state[: len(_state_names(self.optimizer.name))])
+        self.xstate = tuple(s[keep] for s in self.xstate)
+        self._allocate()
+        self.Qs[0] = Q

@@ -19,7 +19,7 @@ from .hyper import device_hyperparameters, preset_hyperparameters, validate_hype
 from .objectives import draw_cutoffs, get_objective
 from .operators import into_basis, make_operator, out_of_basis
 from .optim import ROTATION_EQUIVARIANT, get_optimizer
-from .packed import PackedStep, packed_unsupported
+from .packed import packed_step, packed_unsupported
 from .step import STEPS, ReferenceStep
 
 INIT_SCALE = 1e-4
@@ -166,7 +166,7 @@ def make_step(kind: str, op, objective, optimizer, hp: dict, params: tuple, lr: 
         return ReferenceStep(*args)
     reason = packed_unsupported(op, objective, optimizer)
     if reason is None:
-        return PackedStep(*args)
+        return packed_step(*args)
     if kind == "packed":
         raise ConfigurationError(f"step: 'packed' cannot run {reason}")
     return ReferenceStep(*args)

@@ -1,0 +1,260 @@
+"""The packed step's CPU engine: a whole evaluation block of epochs in one compiled call.
+
+On the CPU an epoch at small k costs a few microseconds of arithmetic, while every Python-level
+array call costs about one: the calls were the whole cost. ``run_block`` therefore runs every
+epoch of a block, for every run, inside Numba: the products go to BLAS (``np.dot`` with an
+output buffer), the model's k x k coefficients and the fused gradient-tail/optimizer/flush pass
+are compiled loops. Runs are the outer loop, so one run's buffers stay in cache for the whole
+block (a large batch is then no slower per run-epoch than single runs).
+
+The arithmetic is ``packed.py``'s (read its module docstring for the packed layout and the
+coefficients K1, K2, L1, a, b, s, d), in the reference's operation order.
+
+Numba is optional: ``compiled()`` is None without it and the packed step falls back to its
+array-call epoch.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+MODEL_CODES = {"uniform_sum": 0, "non_uniform_sum": 0, "rotation": 1, "nd_exp": 2, "vae": 3}
+FORM_CODES = {"spectral": 0, "covariance": 1}
+OPT_CODES = {"gd": 0, "sgd_nesterov": 1, "adam": 2}
+# constants, stored in the parameters' dtype so that Numba keeps float32 arithmetic float32
+CONSTANTS = ("momentum", "one_minus_b1", "one_minus_b2", "b2", "eps", "two", "one", "half",
+             "zero", "floor", "floor_squared", "trace", "half_m")
+(MU, OMB1, OMB2, B2, EPS, TWO, ONE, HALF, ZERO, FLOOR, FLOOR2, TRACE, HALF_M) = range(13)
+
+
+def constants(dtype, floor: float, trace: float, m: int) -> np.ndarray:
+    """The block's scalars as a ``dtype`` array (Python floats rounded as NumPy rounds them)."""
+    values = (0.9, 1 - 0.9, 1 - 0.999, 0.999, 1e-8, 2, 1, 0.5, 0, floor, floor ** 2, trace,
+              m / 2)
+    return np.asarray(values, dtype=dtype)
+
+
+_COMPILED: list = []
+
+
+def compiled():
+    """The compiled ``run_block`` (None without Numba); compiled once per process and cached."""
+    if not _COMPILED:
+        try:
+            _COMPILED.append(_compile())
+        except ImportError:
+            _COMPILED.append(None)
+    return _COMPILED[0]
+
+
+def _compile():
+    import numba
+    jit = numba.njit(cache=True, error_model="numpy")
+
+    @jit
+    def flush_inplace(x, floor, zero):
+        flat = x.reshape(-1)
+        for j in range(flat.size):
+            if abs(flat[j]) < floor:
+                flat[j] = zero
+
+    @jit
+    def coefficients(model, S, G, K1, K2, L1, a, b, s, d, lam2, keep2, M2, v, logs, c):
+        """K1, K2, L1 (k, k) and the row coefficients a, b, s, d (2k,) of one run."""
+        k = S.shape[0]
+        for p in range(k):
+            for q in range(k):
+                if model == 0:          # L2: K1 = 2G, K2 = 2 S^T
+                    K1[p, q] = G[p, q] * c[TWO]
+                    K2[p, q] = S[q, p] * c[TWO]
+                elif model == 1:        # RAG: K1 = 2G, K2 = 2 S^T - A, L1 = -A
+                    A = (S[p, q] if p < q else c[ZERO]) - (S[q, p] if q < p else c[ZERO])
+                    A = A / c[TWO]
+                    K1[p, q] = G[p, q] * c[TWO]
+                    K2[p, q] = S[q, p] * c[TWO] - A
+                    L1[p, q] = -A
+                elif model == 2:        # nested dropout in expectation: M2 = 2M
+                    K1[p, q] = G[p, q] * M2[p, q]
+                    K2[p, q] = S[q, p] * M2[q, p]
+                else:                   # VAE: K1 = G, K2 = S^T
+                    K1[p, q] = G[p, q]
+                    K2[p, q] = S[q, p]
+        for p in range(2 * k):
+            s[p], d[p] = c[ONE], c[ZERO]
+            if model == 0:
+                a[p], b[p] = -c[TWO], lam2[p % k]
+            elif model == 1:
+                a[p], b[p] = -c[TWO], c[ZERO]
+            elif model == 2:
+                a[p], b[p] = -keep2[p % k], c[ZERO]
+            else:
+                a[p] = -c[ONE]
+                b[p] = c[ZERO] if p < k else math.exp(v[p - k])
+                s[p] = c[ONE] / math.exp(logs)
+                d[p] = c[ONE] if p < k else c[ZERO]
+
+    @jit
+    def update(opt, p, g, s1, s2, lr, step_size, bc2, c):
+        """One row's optimizer update in place (torch's order, as ``optim``), then its flush.
+        One loop per optimizer, free of branches but the flush, so that it vectorises."""
+        m = p.shape[0]
+        if opt == 0:
+            for j in range(m):
+                p[j] = p[j] - lr * g[j]
+        elif opt == 1:
+            for j in range(m):
+                buf = s1[j] * c[MU] + g[j]
+                s1[j] = buf
+                p[j] = p[j] - (buf * c[MU] + g[j]) * lr
+        else:
+            for j in range(m):
+                mu = (g[j] - s1[j]) * c[OMB1] + s1[j]
+                nu = (g[j] * c[OMB2]) * g[j] + s2[j] * c[B2]
+                s1[j], s2[j] = mu, nu
+                p[j] = p[j] - (mu / (math.sqrt(nu) / bc2 + c[EPS])) * step_size
+        for j in range(m):
+            if abs(p[j]) < c[FLOOR]:
+                p[j] = c[ZERO]
+
+    # Reductions may be reassociated (vector accumulators, as BLAS does): without it the sum
+    # runs at one addition per floating-point latency.
+    products = numba.njit(cache=True, error_model="numpy", fastmath={"reassoc"})
+
+    @products
+    def gram(A, B, out, zero):
+        """out = A B^T: (k, m), (k, m) -> (k, k)."""
+        k, m = A.shape
+        for a in range(k):
+            for b in range(B.shape[0]):
+                acc = zero
+                for j in range(m):
+                    acc += A[a, j] * B[b, j]
+                out[a, b] = acc
+
+    @jit
+    def left(K, V, out, zero):
+        """out = K V: (k, k), (k, m) -> (k, m), as axpy rows that vectorise over m."""
+        k, m = V.shape
+        for a in range(K.shape[0]):
+            row = out[a]
+            for j in range(m):
+                row[j] = zero
+            for q in range(k):
+                kaq, v = K[a, q], V[q]
+                for j in range(m):
+                    row[j] += kaq * v[j]
+
+    @jit
+    def tail(opt, W, Q, Qn, prod1, prod2, E, rotation, vae, a, b, s, d, s1, s2, lr,
+             step_size, bc2, cvec, spectral, g, c):
+        """The fused pass over one run's (2k, m) buffer; see ``kernels`` for the formula."""
+        k2, m = W.shape
+        k = k2 // 2
+        for q in range(k2):
+            if q < k:
+                src, part = prod1[q], Q[q + k]
+            else:
+                src, part = prod2[q - k], Q[q - k]
+            aq, bq, w = a[q], b[q], W[q]
+            for j in range(m):
+                g[j] = src[j] + aq * part[j]
+                g[j] = g[j] + bq * w[j]
+            if rotation and q < k:
+                for j in range(m):
+                    g[j] = g[j] + E[q, j]
+            if vae:
+                sq, dq, own = s[q], d[q], Q[q]
+                for j in range(m):
+                    g[j] = g[j] * sq + dq * own[j]
+            update(opt, w, g, s1[q], s2[q], lr, step_size, bc2, c)
+            if spectral:
+                for j in range(m):
+                    Qn[q, j] = w[j] * cvec[j]
+
+    @jit
+    def vae_extra(opt, W, Q, S, G, x, xs1, xs2, lr, step_size, bc2, c):
+        """The VAE's log-variances v = x[:k] and log noise x[k]: NELBO gradients, update."""
+        k = S.shape[0]
+        ev = np.empty(k, dtype=W.dtype)
+        for p in range(k):
+            ev[p] = math.exp(x[p])
+        sig2 = math.exp(x[k])
+        inner = c[ZERO]          # tr(W2 W1 C) = <W2^T, P>
+        for p in range(k):
+            for j in range(W.shape[1]):
+                inner = inner + W[k + p, j] * Q[p, j]
+        sg = c[ZERO]             # <S, G>
+        for p in range(k):
+            for q in range(k):
+                sg = sg + S[p, q] * G[p, q]
+        T = c[ZERO]
+        for p in range(k):
+            T = T + ev[p] * G[p, p]
+        T = T + ((c[TRACE] - c[TWO] * inner) + sg)
+        g = np.empty(k + 1, dtype=W.dtype)
+        for p in range(k):
+            g[p] = (ev[p] - c[ONE]) / c[TWO] + G[p, p] * ev[p] / (c[TWO] * sig2)
+        g[k] = c[HALF_M] - T / (c[TWO] * sig2)
+        update(opt, x, g, xs1, xs2, lr, step_size, bc2, c)
+
+    @jit
+    def run_block(model, form, opt, steps, count, start, W, Qs, cmat, cvec, S, G, K1, K2, L1,
+                  E, prod1, prod2, rows, s1, s2, x, xs1, xs2, lr, lam2, keep2, M2, c):
+        """``steps`` epochs of every run, from Adam's step count ``count``. W (r, 2k, m);
+        Qs (2, r, 2k, m): Q in Qs[start] and, in the eigenbasis, the next Q; rows (r, 4, 2k):
+        a, b, s, d; x, xs1, xs2 (r, k+1): the VAE's v, s and their optimizer state.
+        Returns the index of the buffer that holds the current Q."""
+        r, k2, m = W.shape
+        k = k2 // 2
+        g = np.empty(m, dtype=W.dtype)
+        scal = np.empty(2, dtype=W.dtype)       # casts the bias corrections to W's dtype
+        cur = start
+        for i in range(r):
+            cur = start
+            for t in range(steps):
+                Wi, Q, Qn = W[i], Qs[cur, i], Qs[1 - cur, i]
+                if form == 1:
+                    np.dot(Wi, cmat, Q)
+                P, W1, W2T = Q[:k], Wi[:k], Wi[k:]
+                gram(P, W1, S[i], c[ZERO])
+                gram(W2T, W2T, G[i], c[ZERO])
+                flush_inplace(S[i], c[FLOOR], c[ZERO])
+                flush_inplace(G[i], c[FLOOR], c[ZERO])
+                coefficients(model, S[i], G[i], K1[i], K2[i], L1[i], rows[i, 0], rows[i, 1],
+                             rows[i, 2], rows[i, 3], lam2, keep2, M2, x[i, :k], x[i, k], c)
+                left(K1[i], P, prod1[i], c[ZERO])
+                left(K2[i], W2T, prod2[i], c[ZERO])
+                if model == 1:
+                    left(L1[i], W1, E[i], c[ZERO])
+                step_size, bc2 = lr[i], c[ONE]
+                if opt == 2:
+                    # a float exponent: libm's pow, as Python computes optim's corrections
+                    scal[0] = 1 - 0.9 ** float(count + t + 1)
+                    scal[1] = math.sqrt(1 - 0.999 ** float(count + t + 1))
+                    step_size, bc2 = lr[i] / scal[0], scal[1]
+                if model == 3:      # v and s move after their gradients saw this W
+                    vae_extra(opt, Wi, Q, S[i], G[i], x[i], xs1[i], xs2[i], lr[i], step_size,
+                              bc2, c)
+                tail(opt, Wi, Q, Qn, prod1[i], prod2[i], E[i], model == 1, model == 3,
+                     rows[i, 0], rows[i, 1], rows[i, 2], rows[i, 3], s1[i], s2[i], lr[i],
+                     step_size, bc2, cvec, form == 0, g, c)
+                if form == 0:
+                    cur = 1 - cur
+        return cur
+
+    @jit
+    def tail_runs(opt, W, Q, Qn, prod1, prod2, E, a, b, s, d, vae, s1, s2, lr, count, cvec,
+                  spectral, c):
+        """``tail`` for every run: the fused pass of the array-call epoch (``kernels``)."""
+        g = np.empty(W.shape[-1], dtype=W.dtype)
+        scal = np.empty(2, dtype=W.dtype)
+        scal[0] = 1 - 0.9 ** float(count)
+        scal[1] = math.sqrt(1 - 0.999 ** float(count))
+        for i in range(W.shape[0]):
+            step_size, bc2 = (lr[i] / scal[0], scal[1]) if opt == 2 else (lr[i], c[ONE])
+            tail(opt, W[i], Q[i], Qn[i], prod1[i], prod2[i], E[i], E.shape[1] > 0, vae,
+                 a[i], b[i], s[i], d[i], s1[i], s2[i], lr[i], step_size, bc2, cvec, spectral,
+                 g, c)
+
+    return run_block, flush_inplace, tail_runs
