@@ -17,7 +17,7 @@ import pandas as pd
 
 from .compare import IMPROVEMENT, REGRESSION, Comparison, compare
 from .compare_render import (FINDING_HEADER, cell_header, cell_rows, finding_rows,
-                             not_compared_counts, plural_cells)
+                             header_lines, not_compared_counts, plural_cells)
 from ..formatting import format_epochs, format_seconds
 from .plots import Plot, plots_of_frame
 from .stats import CELL, cell_summary, load_results
@@ -104,6 +104,11 @@ def comparison_section(comparison: Comparison) -> str:
              f"{len(comparison.findings(IMPROVEMENT))} improvements (baseline "
              f"<code>{html.escape(', '.join(comparison.baseline_dirs))}</code>, thresholds: "
              f"{html.escape(comparison.thresholds.source)})</p>"]
+    differences = header_lines(comparison)
+    if differences:
+        parts.append("<p>Differs between the two sets:</p><ul>"
+                     + "".join(f"<li>{html.escape(line)}</li>" for line in differences)
+                     + "</ul>")
     for verdict, title in ((REGRESSION, "Regressions"), (IMPROVEMENT, "Improvements")):
         rows = finding_rows(comparison, verdict)
         if rows:
