@@ -17,7 +17,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from lae_core import Dataset, Schedule, run_batch
+from lae_core import Dataset, Schedule, get_objective, run_batch
 
 from ..analysis.stats import median_epochs
 
@@ -89,8 +89,12 @@ def grid_edge(lr: float, grid: Sequence[float]) -> str | None:
 def tune_cell(dataset: Dataset, model: str, optimizer: str, k: int, grid: Sequence[float],
               seeds: Sequence[int], *, schedule: Schedule, threshold: float = 0.3,
               allow_divergence: bool = False, **run_kwargs: Any) -> TuneResult:
-    """Train every (rate, seed) pair as one batch and pick the best rate."""
+    """Train every (rate, seed) pair as one batch and pick the best rate. A model with a
+    closed form (eigh) starts every run at its answer, as in a sweep."""
     lrs = [lr for lr in grid for _ in seeds]
+    closed_form = get_objective(model).closed_form
+    if closed_form is not None:
+        run_kwargs = {**run_kwargs, "initial": closed_form(dataset.C, k, len(lrs))}
     batch = run_batch(dataset, model, optimizer, k, lrs, [s for _ in grid for s in seeds],
                       schedule=schedule, **run_kwargs)
     per_rate = len(seeds)

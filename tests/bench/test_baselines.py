@@ -62,12 +62,15 @@ def test_plots_draw_a_closed_form_curve_as_a_legend_entry(learner_run, tmp_path)
 
 
 def test_tune_chooses_rates_for_a_learner(tmp_path):
-    config = write_config(tmp_path / "tune.yaml", models=["gha"], optimizers=["sgd_nesterov"],
+    config = write_config(tmp_path / "tune.yaml", models=["gha", "eigh"],
+                          optimizers=["sgd_nesterov"],
                           k=[2], seeds=[0], thresholds=[0.3], max_epochs=1500)
     code, out, err = cli("tune", config, "--grid", "1e-4:1e-2:3", "--out",
                          tmp_path / "rates.yaml")
     assert code == 0, err
-    assert "gha" in yaml.safe_load((tmp_path / "rates.yaml").read_text())
+    assert {"gha", "eigh"} <= set(yaml.safe_load((tmp_path / "rates.yaml").read_text()))
+    scores = json.loads((tmp_path / "rates.scores.json").read_text())
+    assert all(s["reached"] for s in scores)    # eigh too: it starts at the answer
 
 
 def test_hessian_verb_writes_the_table_plot_and_slopes(learner_run, tmp_path):
