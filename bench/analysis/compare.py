@@ -405,7 +405,7 @@ def time_check(base: pd.DataFrame, cand: pd.DataFrame, limits: Limits,
     b, c = timing_samples(base), timing_samples(cand)
     if b.epoch_s.size == 0 or c.epoch_s.size == 0:
         return Check("time", NOT_COMPARED, note="no per-epoch timings stored")
-    change = timing_change(b, c, limits.time_factor, limits.alpha)
+    change = timing_change(b, c, limits.time_factor, limits.alpha, limits.reference_factor)
     note = change.note
     if c.cpu_share is not None and change.verdict != NOT_COMPARED:
         kept = f"clean blocks {int(b.clean.sum())}/{b.epoch_s.size} and " \

@@ -8,6 +8,7 @@ A thresholds file (YAML, see results/thresholds.yaml)::
       epochs_factor: 1.25           # candidate median epochs > 1.25 x baseline: regression
       time_factor: 1.5              # candidate median epoch time > 1.5 x baseline ...
       alpha: 0.01                   # ... and Mann-Whitney p < 0.01: regression
+      reference_factor: 1.25        # same-run reference products further apart: not judged
     overrides:                      # applied in order; a later match wins
       - {model: nd, optimizer: adam, k: [2, 5], time_factor: 2.0}
       - {k_max: 5, time_factor: 2.0}  # every cell with k <= 5
@@ -39,6 +40,7 @@ class Limits:
     epochs_factor: float = 1.25
     time_factor: float = 1.5
     alpha: float = 0.01
+    reference_factor: float = 1.25   # timing conditions: see bench.analysis.timing
 
 
 LIMIT_KEYS = tuple(f.name for f in fields(Limits))

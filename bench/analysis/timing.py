@@ -14,7 +14,8 @@ warm-up block excluded). Beside every block the sweep records (``bench.perf.refe
   another clock) shows in it, but not in proportion (measured: under two busy loops on a
   2-core VM the reference slowed 1.1-2.9x while the clean epochs slowed 0.8-1.4x). When the
   medians of the two sides' reference times differ by more than ``REFERENCE_TOLERANCE``, the
-  two sides did not run under the same conditions and the time is not judged.
+  two sides did not run under the same conditions and the time is not judged (the
+  thresholds' ``reference_factor``, default ``REFERENCE_TOLERANCE``).
 
 Records without these (older runs, other tools) fall back to every block, with a note that
 load is not accounted for there.
@@ -113,7 +114,8 @@ class TimingChange:
     note: str = ""
 
 
-def busy_note(base: TimingSamples, cand: TimingSamples) -> str:
+def busy_note(base: TimingSamples, cand: TimingSamples,
+              tolerance: float = REFERENCE_TOLERANCE) -> str:
     """Why the two sides' times cannot be judged ('' when both had enough clean blocks and
     their reference products ran at the same speed)."""
     for side, s in (("baseline", base), ("candidate", cand)):
@@ -123,21 +125,21 @@ def busy_note(base: TimingSamples, cand: TimingSamples) -> str:
                     f"the CPU to themselves (share >= {CLEAN_SHARE:g}, {MIN_CLEAN_BLOCKS} "
                     "needed); rerun it where nothing else runs")
     ratio = cand.reference() / base.reference()
-    if np.isfinite(ratio) and not 1 / REFERENCE_TOLERANCE <= ratio <= REFERENCE_TOLERANCE:
+    if np.isfinite(ratio) and not 1 / tolerance <= ratio <= tolerance:
         return (f"not timed under the same conditions: the same-run reference product ran "
-                f"x{ratio:.2f} the baseline's time (tolerance x{REFERENCE_TOLERANCE:g}); "
+                f"x{ratio:.2f} the baseline's time (tolerance x{tolerance:g}); "
                 "rerun both where nothing else runs")
     return ""
 
 
-def timing_change(base: TimingSamples, cand: TimingSamples, factor: float, alpha: float
-                  ) -> TimingChange:
+def timing_change(base: TimingSamples, cand: TimingSamples, factor: float, alpha: float,
+                  reference_factor: float = REFERENCE_TOLERANCE) -> TimingChange:
     """The gate's decision (module docstring): the conditions check, then factor and
     significance on the clean blocks."""
     raw_ratio = float(np.median(cand.epoch_s) / np.median(base.epoch_s))
     reference_ratio = (cand.reference() / base.reference() if base.has_reference and
                        cand.has_reference else None)
-    busy = busy_note(base, cand)
+    busy = busy_note(base, cand, reference_factor)
     if busy:
         return TimingChange(NOT_COMPARED, None, raw_ratio, None, reference_ratio, busy)
     b, c = base.samples(), cand.samples()

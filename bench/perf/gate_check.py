@@ -14,7 +14,7 @@
 
 For each candidate the raw per-epoch times of every block also go through the same test without
 the CPU shares and the reference (what the gate did before), for comparison. Writes
-DIR/summary.json and prints one line per candidate. The BLAS thread count is the environment's
+DIR/summary.jsonl and prints one line per candidate. The BLAS thread count is the environment's
 (set OPENBLAS_NUM_THREADS to pin it).
 """
 from __future__ import annotations
@@ -142,13 +142,15 @@ def main(argv: list[str] | None = None) -> int:
     config = args.out / "gate.yaml"
     config.write_text(yaml.safe_dump(CONFIG))
     baseline = args.out / "baseline"
-    sweep(config, baseline, slow=False)
+    if not (baseline / "records").is_dir():      # an earlier call's baseline is reused
+        sweep(config, baseline, slow=False)
     rows = []
-    plan = ([("same code, loaded", False, True)] * args.repeats
-            + [("2x slower, quiet", True, False)] * args.slow_repeats
-            + [("2x slower, loaded", True, True)] * args.loaded_slow_repeats)
-    for i, (what, slow, loaded) in enumerate(plan):
-        candidate = args.out / f"candidate-{i:02d}"
+    plan = ([("same code, loaded", "same-loaded", False, True)] * args.repeats
+            + [("2x slower, quiet", "slow-quiet", True, False)] * args.slow_repeats
+            + [("2x slower, loaded", "slow-loaded", True, True)] * args.loaded_slow_repeats)
+    for what, prefix, slow, loaded in plan:
+        candidate = next(args.out / f"{prefix}-{i:02d}" for i in range(1000)
+                         if not (args.out / f"{prefix}-{i:02d}").exists())
         if loaded:
             with Load():
                 sweep(config, candidate, slow)
@@ -162,7 +164,8 @@ def main(argv: list[str] | None = None) -> int:
               f"{row['min_ratio']:.2f}..{row['max_ratio']:.2f}, raw up to "
               f"x{row['max_raw_ratio']:.2f}, reference x{row['reference_ratios'][0]:.2f}.."
               f"{row['reference_ratios'][1]:.2f}", flush=True)
-    (args.out / "summary.json").write_text(json.dumps(rows, indent=1) + "\n")
+        with (args.out / "summary.jsonl").open("a") as log:   # kept if the run is cut short
+            log.write(json.dumps(row) + "\n")
     return 0
 
 

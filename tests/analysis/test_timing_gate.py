@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from bench.analysis.compare import compare
-from bench.analysis.thresholds import Limits
+from bench.analysis.thresholds import Limits, parse_thresholds
 from bench.analysis.timing import (NOT_COMPARED, REGRESSION, SAME, TimingSamples,
                                    chunk_medians, timing_change)
 
@@ -114,3 +114,12 @@ def test_compare_uses_the_shares_and_reference_times_the_records_carry(tmp_path)
     # a side without reference times: raw times, and the gate says so
     plain = write_run(tmp_path / "plain", cell_records([300] * 3, epoch_times=side(rng).epoch_s))
     assert "load not accounted for" in compare(plain, busy).cells[0].check("time").note
+
+
+def test_the_reference_tolerance_is_a_threshold(tmp_path):
+    rng = np.random.default_rng(6)
+    base = write_run(tmp_path / "base", _records(side(rng)))
+    other = write_run(tmp_path / "other", _records(side(rng, machine=1.6)))
+    assert compare(base, other).cells[0].check("time").verdict == NOT_COMPARED
+    loose = parse_thresholds({"default": {"reference_factor": 2.0}})
+    assert compare(base, other, loose).cells[0].check("time").verdict == REGRESSION
