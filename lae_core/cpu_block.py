@@ -8,7 +8,9 @@ are compiled loops. Runs are the outer loop, so one run's buffers stay in cache 
 block (a large batch is then no slower per run-epoch than single runs).
 
 The arithmetic is ``packed.py``'s (read its module docstring for the packed layout and the
-coefficients K1, K2, L1, a, b, s, d), in the reference's operation order.
+coefficients K1, K2, L1, a, b), in the reference's operation order. The VAE is left to the
+array-call epoch: its e^v must come from NumPy's exp, which differs from libm's by one ulp for
+a few per cent of arguments, a difference Adam amplifies (see tests/core/test_steps.py).
 
 Numba is optional: ``compiled()`` is None without it and the packed step falls back to its
 array-call epoch.
@@ -19,20 +21,19 @@ import math
 
 import numpy as np
 
-MODEL_CODES = {"uniform_sum": 0, "non_uniform_sum": 0, "rotation": 1, "nd_exp": 2, "vae": 3}
+MODEL_CODES = {"uniform_sum": 0, "non_uniform_sum": 0, "rotation": 1, "nd_exp": 2}
 FORM_CODES = {"spectral": 0, "covariance": 1}
 OPT_CODES = {"gd": 0, "sgd_nesterov": 1, "adam": 2}
 # constants, stored in the parameters' dtype so that Numba keeps float32 arithmetic float32
-CONSTANTS = ("momentum", "one_minus_b1", "one_minus_b2", "b2", "eps", "two", "one", "half",
-             "zero", "floor", "floor_squared", "trace", "half_m")
-(MU, OMB1, OMB2, B2, EPS, TWO, ONE, HALF, ZERO, FLOOR, FLOOR2, TRACE, HALF_M) = range(13)
+CONSTANTS = ("momentum", "one_minus_b1", "one_minus_b2", "b2", "eps", "two", "one", "zero",
+             "floor", "floor_squared")
+(MU, OMB1, OMB2, B2, EPS, TWO, ONE, ZERO, FLOOR, FLOOR2) = range(len(CONSTANTS))
 
 
-def constants(dtype, floor: float, trace: float, m: int) -> np.ndarray:
+def constants(dtype, floor: float) -> np.ndarray:
     """The block's scalars as a ``dtype`` array (Python floats rounded as NumPy rounds them)."""
-    values = (0.9, 1 - 0.9, 1 - 0.999, 0.999, 1e-8, 2, 1, 0.5, 0, floor, floor ** 2, trace,
-              m / 2)
-    return np.asarray(values, dtype=dtype)
+    return np.asarray((0.9, 1 - 0.9, 1 - 0.999, 0.999, 1e-8, 2, 1, 0, floor, floor ** 2),
+                      dtype=dtype)
 
 
 _COMPILED: list = []
@@ -60,8 +61,8 @@ def _compile():
                 flat[j] = zero
 
     @jit
-    def coefficients(model, S, G, K1, K2, L1, a, b, s, d, lam2, keep2, M2, v, logs, c):
-        """K1, K2, L1 (k, k) and the row coefficients a, b, s, d (2k,) of one run."""
+    def coefficients(model, S, G, K1, K2, L1, a, b, lam2, keep2, M2, c):
+        """K1, K2, L1 (k, k) and the row coefficients a, b (2k,) of one run."""
         k = S.shape[0]
         for p in range(k):
             for q in range(k):
@@ -74,25 +75,16 @@ def _compile():
                     K1[p, q] = G[p, q] * c[TWO]
                     K2[p, q] = S[q, p] * c[TWO] - A
                     L1[p, q] = -A
-                elif model == 2:        # nested dropout in expectation: M2 = 2M
+                else:                   # nested dropout in expectation: M2 = 2M
                     K1[p, q] = G[p, q] * M2[p, q]
                     K2[p, q] = S[q, p] * M2[q, p]
-                else:                   # VAE: K1 = G, K2 = S^T
-                    K1[p, q] = G[p, q]
-                    K2[p, q] = S[q, p]
         for p in range(2 * k):
-            s[p], d[p] = c[ONE], c[ZERO]
             if model == 0:
                 a[p], b[p] = -c[TWO], lam2[p % k]
             elif model == 1:
                 a[p], b[p] = -c[TWO], c[ZERO]
-            elif model == 2:
-                a[p], b[p] = -keep2[p % k], c[ZERO]
             else:
-                a[p] = -c[ONE]
-                b[p] = c[ZERO] if p < k else math.exp(v[p - k])
-                s[p] = c[ONE] / math.exp(logs)
-                d[p] = c[ONE] if p < k else c[ZERO]
+                a[p], b[p] = -keep2[p % k], c[ZERO]
 
     @jit
     def update(opt, p, g, s1, s2, lr, step_size, bc2, c):
@@ -146,7 +138,7 @@ def _compile():
                     row[j] += kaq * v[j]
 
     @jit
-    def tail(opt, W, Q, Qn, prod1, prod2, E, rotation, vae, a, b, s, d, s1, s2, lr,
+    def tail(opt, W, Q, Qn, prod1, prod2, E, rotation, scaled, a, b, s, d, s1, s2, lr,
              step_size, bc2, cvec, spectral, g, c):
         """The fused pass over one run's (2k, m) buffer; see ``kernels`` for the formula."""
         k2, m = W.shape
@@ -163,7 +155,7 @@ def _compile():
             if rotation and q < k:
                 for j in range(m):
                     g[j] = g[j] + E[q, j]
-            if vae:
+            if scaled:
                 sq, dq, own = s[q], d[q], Q[q]
                 for j in range(m):
                     g[j] = g[j] * sq + dq * own[j]
@@ -173,38 +165,11 @@ def _compile():
                     Qn[q, j] = w[j] * cvec[j]
 
     @jit
-    def vae_extra(opt, W, Q, S, G, x, xs1, xs2, lr, step_size, bc2, c):
-        """The VAE's log-variances v = x[:k] and log noise x[k]: NELBO gradients, update."""
-        k = S.shape[0]
-        ev = np.empty(k, dtype=W.dtype)
-        for p in range(k):
-            ev[p] = math.exp(x[p])
-        sig2 = math.exp(x[k])
-        inner = c[ZERO]          # tr(W2 W1 C) = <W2^T, P>
-        for p in range(k):
-            for j in range(W.shape[1]):
-                inner = inner + W[k + p, j] * Q[p, j]
-        sg = c[ZERO]             # <S, G>
-        for p in range(k):
-            for q in range(k):
-                sg = sg + S[p, q] * G[p, q]
-        T = c[ZERO]
-        for p in range(k):
-            T = T + ev[p] * G[p, p]
-        T = T + ((c[TRACE] - c[TWO] * inner) + sg)
-        g = np.empty(k + 1, dtype=W.dtype)
-        for p in range(k):
-            g[p] = (ev[p] - c[ONE]) / c[TWO] + G[p, p] * ev[p] / (c[TWO] * sig2)
-        g[k] = c[HALF_M] - T / (c[TWO] * sig2)
-        update(opt, x, g, xs1, xs2, lr, step_size, bc2, c)
-
-    @jit
     def run_block(model, form, opt, steps, count, start, W, Qs, cmat, cvec, S, G, K1, K2, L1,
-                  E, prod1, prod2, rows, s1, s2, x, xs1, xs2, lr, lam2, keep2, M2, c):
+                  E, prod1, prod2, rows, s1, s2, lr, lam2, keep2, M2, c):
         """``steps`` epochs of every run, from Adam's step count ``count``. W (r, 2k, m);
-        Qs (2, r, 2k, m): Q in Qs[start] and, in the eigenbasis, the next Q; rows (r, 4, 2k):
-        a, b, s, d; x, xs1, xs2 (r, k+1): the VAE's v, s and their optimizer state.
-        Returns the index of the buffer that holds the current Q."""
+        Qs (2, r, 2k, m): Q in Qs[start] and, in the eigenbasis, the next Q; rows (r, 2, 2k):
+        a, b. Returns the index of the buffer that holds the current Q."""
         r, k2, m = W.shape
         k = k2 // 2
         g = np.empty(m, dtype=W.dtype)
@@ -222,7 +187,7 @@ def _compile():
                 flush_inplace(S[i], c[FLOOR], c[ZERO])
                 flush_inplace(G[i], c[FLOOR], c[ZERO])
                 coefficients(model, S[i], G[i], K1[i], K2[i], L1[i], rows[i, 0], rows[i, 1],
-                             rows[i, 2], rows[i, 3], lam2, keep2, M2, x[i, :k], x[i, k], c)
+                             lam2, keep2, M2, c)
                 left(K1[i], P, prod1[i], c[ZERO])
                 left(K2[i], W2T, prod2[i], c[ZERO])
                 if model == 1:
@@ -233,18 +198,15 @@ def _compile():
                     scal[0] = 1 - 0.9 ** float(count + t + 1)
                     scal[1] = math.sqrt(1 - 0.999 ** float(count + t + 1))
                     step_size, bc2 = lr[i] / scal[0], scal[1]
-                if model == 3:      # v and s move after their gradients saw this W
-                    vae_extra(opt, Wi, Q, S[i], G[i], x[i], xs1[i], xs2[i], lr[i], step_size,
-                              bc2, c)
-                tail(opt, Wi, Q, Qn, prod1[i], prod2[i], E[i], model == 1, model == 3,
-                     rows[i, 0], rows[i, 1], rows[i, 2], rows[i, 3], s1[i], s2[i], lr[i],
+                tail(opt, Wi, Q, Qn, prod1[i], prod2[i], E[i], model == 1, False,
+                     rows[i, 0], rows[i, 1], rows[i, 0], rows[i, 1], s1[i], s2[i], lr[i],
                      step_size, bc2, cvec, form == 0, g, c)
                 if form == 0:
                     cur = 1 - cur
         return cur
 
     @jit
-    def tail_runs(opt, W, Q, Qn, prod1, prod2, E, a, b, s, d, vae, s1, s2, lr, count, cvec,
+    def tail_runs(opt, W, Q, Qn, prod1, prod2, E, a, b, s, d, scaled, s1, s2, lr, count, cvec,
                   spectral, c):
         """``tail`` for every run: the fused pass of the array-call epoch (``kernels``)."""
         g = np.empty(W.shape[-1], dtype=W.dtype)
@@ -253,7 +215,7 @@ def _compile():
         scal[1] = math.sqrt(1 - 0.999 ** float(count))
         for i in range(W.shape[0]):
             step_size, bc2 = (lr[i] / scal[0], scal[1]) if opt == 2 else (lr[i], c[ONE])
-            tail(opt, W[i], Q[i], Qn[i], prod1[i], prod2[i], E[i], E.shape[1] > 0, vae,
+            tail(opt, W[i], Q[i], Qn[i], prod1[i], prod2[i], E[i], E.shape[1] > 0, scaled,
                  a[i], b[i], s[i], d[i], s1[i], s2[i], lr[i], step_size, bc2, cvec, spectral,
                  g, c)
 

@@ -105,7 +105,7 @@ class NumbaKernels:
              Qn):
         s1, s2 = (tuple(state) + self._spares(W))[:2]
         s, d = (a, b) if sd is None else sd
-        consts = cpu_block.constants(W.dtype, floor, 0.0, W.shape[-1])
+        consts = cpu_block.constants(W.dtype, floor)
         self._tail(cpu_block.OPT_CODES[optimizer], W, Q, W if Qn is None else Qn, prod1, prod2,
                    E, a, b, s, d, sd is not None, s1, s2, lr, count,
                    W[0, 0] if c is None else c, c is not None, consts)

@@ -54,7 +54,8 @@ def packed_step(op, objective, optimizer, hp: dict, params: tuple, lr: Any, floo
     """The packed step for this namespace: compiled blocks on NumPy with Numba, else the
     array-call epoch (CuPy kernels on a GPU, NumPy calls without Numba)."""
     k = params[0].shape[-2]
-    if raw_module(op.xp) is np and k <= COMPILED_MAX_K and cpu_block.compiled() is not None:
+    if (raw_module(op.xp) is np and k <= COMPILED_MAX_K and objective.name in cpu_block.MODEL_CODES
+            and cpu_block.compiled() is not None):
         return CompiledStep(op, objective, optimizer, hp, params, lr, floor)
     return PackedStep(op, objective, optimizer, hp, params, lr, floor)
 
@@ -296,23 +297,17 @@ RULES = {"uniform_sum": L2Rule(), "non_uniform_sum": L2Rule(), "rotation": Rotat
 
 class CompiledStep(PackedStep):
     """The packed step on the CPU with Numba: every epoch of a block in one compiled call
-    (``cpu_block``). Same buffers and arithmetic as ``PackedStep``; the VAE's v and s live
-    packed in x (r, k+1) beside their optimizer state."""
+    (``cpu_block``), same buffers and arithmetic as ``PackedStep``."""
 
     def __init__(self, op, objective, optimizer, hp: dict, params: tuple, lr: Any,
                  floor: float):
         self.run_block, self.flush_block, _ = cpu_block.compiled()
-        r, k = params[0].shape[0], params[0].shape[-2]
-        self.x = np.zeros((r, k + 1), dtype=params[0].dtype)
-        if len(params) > 2:
-            self.x[:, :k], self.x[:, k] = params[2], params[3]
-        super().__init__(op, objective, optimizer, hp, params[:2], lr, floor)
+        super().__init__(op, objective, optimizer, hp, params, lr, floor)
         self.codes = (cpu_block.MODEL_CODES[objective.name], cpu_block.FORM_CODES[op.form],
                       cpu_block.OPT_CODES[optimizer.name])
         dt, k = self.W.dtype, self.k
-        self.c = cpu_block.constants(dt, floor, op.trace, self.W.shape[-1])
-        lam2 = hp.get("lam2", 0.0)
-        self.lam2 = np.broadcast_to(np.asarray(lam2, dtype=dt), (k,)).copy()
+        self.c = cpu_block.constants(dt, floor)
+        self.lam2 = np.broadcast_to(np.asarray(hp.get("lam2", 0.0), dtype=dt), (k,)).copy()
         self.keep2 = np.asarray(hp.get("keep_probs2", np.zeros(k)), dtype=dt)
         self.M2 = np.asarray(hp.get("keep_matrix2", np.zeros((k, k))), dtype=dt)
         self.cvec = op.c if op.form == "spectral" else np.zeros(1, dt)
@@ -328,46 +323,27 @@ class CompiledStep(PackedStep):
         self.S, self.G, self.K1, self.K2, self.L1 = (np.empty((r, k, k), dt) for _ in range(5))
         self.E = np.empty((r, k if self.rule.rotation else 0, m), dt)
         self.prod1, self.prod2 = np.empty((r, k, m), dt), np.empty((r, k, m), dt)
-        self.rows = np.empty((r, 4, k2), dt)
-        # gd keeps no state: zero buffers fill the unused slots (the pass writes them back)
-        while len(self.state) < 2:
-            self.state += (np.zeros_like(self.W),)
-        self.xstate = getattr(self, "xstate", (np.zeros_like(self.x), np.zeros_like(self.x)))
+        self.rows = np.empty((r, 2, k2), dt)
+        # unused optimizer slots get zero buffers (the fused pass writes them back)
+        self.slots = self.state + tuple(np.zeros_like(self.W) for _ in range(2 - len(self.state)))
 
     @property
     def Q(self):
         return self.Qs[self.cur]
-
-    def params(self) -> tuple:
-        extra = (self.x[:, : self.k], self.x[:, self.k]) if self.objective.name == "vae" else ()
-        return (self.W[:, : self.k], self.W[:, self.k:].mT) + extra
-
-    def evaluate(self) -> tuple[np.ndarray, np.ndarray]:
-        return pack_evaluation(self.op.xp, d_align(self.op, self.params()[1]),
-                               finite_runs(self.op.xp, (self.W, self.x)))
 
     def run(self, steps: int, cutoffs: np.ndarray | None = None) -> None:
         model, form, opt = self.codes
         self.cur = self.run_block(
             model, form, opt, steps, self.count, self.cur, self.W, self.Qs, self.cmat,
             self.cvec, self.S, self.G, self.K1, self.K2, self.L1, self.E, self.prod1,
-            self.prod2, self.rows, self.state[0], self.state[1], self.x, self.xstate[0],
-            self.xstate[1], self.lr, self.lam2, self.keep2, self.M2, self.c)
+            self.prod2, self.rows, self.slots[0], self.slots[1], self.lr, self.lam2,
+            self.keep2, self.M2, self.c)
         self.count += steps
         self._flush_state()
 
-    def _flush_state(self) -> None:
-        c = self.c
-        names = _state_names(self.optimizer.name)
-        for i, name in enumerate(names):
-            floor = c[cpu_block.FLOOR2] if name == "nu" else c[cpu_block.FLOOR]
-            self.flush_block(self.state[i], floor, c[cpu_block.ZERO])
-            self.flush_block(self.xstate[i], floor, c[cpu_block.ZERO])
-
     def retire(self, keep: np.ndarray) -> None:
         Q = self.Q[keep]
-        self.W, self.lr, self.x = self.W[keep], self.lr[keep], self.x[keep]
-        self.state = tuple(s[keep] for s in self.state[: len(_state_names(self.optimizer.name))])
-        self.xstate = tuple(s[keep] for s in self.xstate)
+        self.W, self.lr = self.W[keep], self.lr[keep]
+        self.state = tuple(s[keep] for s in self.state)
         self._allocate()
         self.Qs[0] = Q

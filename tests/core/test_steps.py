@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from lae_core import backend as be
-from lae_core import kernels, synthetic
+from lae_core import cpu_block, kernels, synthetic
 from lae_core.hyper import device_hyperparameters, preset_hyperparameters
 from lae_core.objectives import get_objective
 from lae_core.operators import into_basis, make_operator
@@ -48,19 +48,11 @@ def build(kind, data, model, optimizer, form, dtype="float64", **kwargs):
 def fast_steps(data, model, optimizer, form):
     """The array-call epoch with the NumPy kernels (the CuPy step's structure, checked here on
     the CPU; the Numba kernels equal them bit for bit, below) and the compiled blocks."""
-    return {"packed-numpy": build(PackedStep, data, model, optimizer, form,
-                                  kern=kernels.NumpyKernels()),
-            "compiled": build(CompiledStep, data, model, optimizer, form)}
-
-
-def tolerance(name: str, model: str, optimizer: str) -> float:
-    """1e-9 relative everywhere but one documented case.
-
-    The compiled VAE takes e^v from libm, NumPy from its own SIMD exp: they differ by one ulp
-    for ~5% of arguments, and Adam's per-coordinate normalisation of the near-zero gradients
-    of v turns that into ~1e-5 after 3,000 epochs (any change of operation order does).
-    """
-    return 1e-4 if (name == "compiled" and model == "vae" and optimizer == "adam") else 1e-9
+    steps = {"packed-numpy": build(PackedStep, data, model, optimizer, form,
+                                   kern=kernels.NumpyKernels())}
+    if model in cpu_block.MODEL_CODES:
+        steps["compiled"] = build(CompiledStep, data, model, optimizer, form)
+    return steps
 
 
 @pytest.mark.slow
@@ -77,8 +69,7 @@ def test_fast_steps_follow_the_reference_step_for_3000_epochs(data, model, optim
             for name, step in steps.items():
                 align, finite = step.evaluate()
                 assert np.array_equal(finite, expected[1]), (name, form, block)
-                np.testing.assert_allclose(align, expected[0], atol=0,
-                                           rtol=tolerance(name, model, optimizer),
+                np.testing.assert_allclose(align, expected[0], atol=0, rtol=1e-9,
                                            err_msg=f"{name} {form} block {block}")
             if block == BLOCKS // 2:      # the middle run finishes: the batch shrinks
                 for step in (reference, *steps.values()):
@@ -87,15 +78,11 @@ def test_fast_steps_follow_the_reference_step_for_3000_epochs(data, model, optim
                 step.run(EVERY)
         final = reference.metrics()
         for name, step in steps.items():
-            rtol = 10 * tolerance(name, model, optimizer)
-            atol = 1e-12 if rtol < 1e-8 else 1e-6
             for metric, values in step.metrics().items():
-                np.testing.assert_allclose(values, final[metric], rtol=rtol, atol=atol,
+                np.testing.assert_allclose(values, final[metric], rtol=1e-8, atol=1e-12,
                                            err_msg=f"{name} {form} {metric}")
-            if rtol > 1e-8:
-                continue   # the documented case: Adam's jitter moves single small coordinates
             for got, want in zip(step.host_params(), reference.host_params()):
-                np.testing.assert_allclose(got, want, rtol=rtol, atol=1e-12 * np.abs(want).max())
+                np.testing.assert_allclose(got, want, rtol=1e-8, atol=1e-12 * np.abs(want).max())
 
 
 @pytest.mark.parametrize("optimizer", OPTIMIZERS)
@@ -114,11 +101,11 @@ def test_the_numba_pass_equals_the_numpy_pass_bit_for_bit(optimizer, rotation, s
         def arr(*shape, scale=1.0):
             return (scale * rng.standard_normal(shape)).astype(dtype)
         W, Q = arr(r, 2 * k, m), arr(r, 2 * k, m)
-        W[0, 0, :3] = 1e-20                      # below the flush floor
+        W[0, 0, :3] = be.flush_floor(np, dtype) / 4   # below the floor; run 0 does not move:
         inputs = dict(prod1=arr(r, k, m), prod2=arr(r, k, m),
                       E=arr(r, k if rotation else 0, m), a=arr(r, 2 * k), b=arr(r, 2 * k),
                       sd=(arr(r, 2 * k), arr(r, 2 * k)) if scaled else None,
-                      lr=np.abs(arr(r, scale=0.01)), c=np.abs(arr(m)) if spectral else None)
+                      lr=np.abs(arr(r, scale=0.01)) * (np.arange(r) > 0), c=np.abs(arr(m)) if spectral else None)
         n_state = {"gd": 0, "sgd_nesterov": 1, "adam": 2}[optimizer]
         state = tuple(np.abs(arr(r, 2 * k, m)) for _ in range(n_state))
         outputs = []
