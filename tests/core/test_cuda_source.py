@@ -1,0 +1,121 @@
+"""The CUDA kernels of the packed step, checked without a GPU.
+
+A CUDA kernel that gives each thread one element and never synchronises is a C++ function of
+its thread index. Compiled for the host with a small shim (the thread index a loop variable)
+it runs here, on the same inputs as ``kernels.NumpyKernels``, and must give the same bits. A
+second test compiles the real source with nvcc where nvcc exists.
+"""
+from __future__ import annotations
+
+import ctypes
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+
+from lae_core import backend as be
+from lae_core import kernels
+
+SHIM = r"""
+#include <cmath>
+struct Index { unsigned int x; };
+static Index blockIdx, blockDim, threadIdx;
+using std::fabs; using std::sqrt;
+#define __global__
+"""
+TYPES = {np.float32: ("float", ctypes.c_float), np.float64: ("double", ctypes.c_double)}
+TAIL_ARGS = ("long long total, int k, int m, T* W, const T* Q, const T* prod1, const T* prod2, "
+             "const T* E, int has_e, const T* a, const T* b, const T* s, const T* d, "
+             "int has_sd, const T* lr, T* s1, T* s2, T c1, T c2, T c3, T c4, T c5, T c6, "
+             "T floor, const T* c, T* Qn, int write_q")
+
+
+def _wrapper(ctype: str, code: int) -> str:
+    """extern "C" host loop over every thread index of lae_tail<ctype, code>."""
+    params = TAIL_ARGS.replace("T", ctype)
+    names = [p.split()[-1].lstrip("*") for p in TAIL_ARGS.split(", ")]
+    return (f'extern "C" void tail_{ctype}_{code}({params}) {{\n'
+            f"  blockDim.x = 1; threadIdx.x = 0;\n"
+            f"  for (long long i = 0; i < total; ++i) {{ blockIdx.x = (unsigned int)i;\n"
+            f"    lae_tail<{ctype}, {code}>({', '.join(names)}); }}\n}}\n")
+
+
+@pytest.fixture(scope="module")
+def host_kernels(tmp_path_factory):
+    if shutil.which("g++") is None:
+        pytest.skip("no host C++ compiler")
+    folder = tmp_path_factory.mktemp("cuda_shim")
+    source = SHIM + kernels.CUDA_SOURCE + "".join(
+        _wrapper(ctype, code) for ctype, _ in TYPES.values()
+        for code in kernels.OPTIMIZER_CODES.values())
+    (folder / "shim.cpp").write_text(source)
+    # -ffp-contract=off: no fused multiply-adds, as the kernel is compiled (--fmad=false)
+    subprocess.run(["g++", "-O1", "-ffp-contract=off", "-shared", "-fPIC", "-o",
+                    str(folder / "shim.so"), str(folder / "shim.cpp")], check=True)
+    return ctypes.CDLL(str(folder / "shim.so"))
+
+
+def _run_host_tail(lib, optimizer, W, Q, prod1, prod2, E, a, b, sd, lr, state, count, floor,
+                   c, Qn):
+    """The CUDA tail on the host, with the arguments ``CupyKernels.tail`` passes."""
+    ctype, cscalar = TYPES[W.dtype.type]
+    fn = getattr(lib, f"tail_{ctype}_{kernels.OPTIMIZER_CODES[optimizer]}")
+    s1, s2 = (tuple(state) + (W, W))[:2]
+    s, d = (a, b) if sd is None else sd
+    sc = kernels.optimizer_scalars(optimizer, count, W.dtype)
+    k, m = W.shape[1] // 2, W.shape[2]
+    has_e = E.shape[1] > 0
+    ptr = lambda x: x.ctypes.data_as(ctypes.c_void_p)   # noqa: E731
+    fn(ctypes.c_longlong(W.size), ctypes.c_int(k), ctypes.c_int(m), ptr(W), ptr(Q), ptr(prod1),
+       ptr(prod2), ptr(E if has_e else prod1), ctypes.c_int(has_e), ptr(a), ptr(b), ptr(s),
+       ptr(d), ctypes.c_int(sd is not None), ptr(lr), ptr(s1), ptr(s2),
+       *(cscalar(x) for x in sc), cscalar(floor), ptr(W if c is None else c),
+       ptr(W if Qn is None else Qn), ctypes.c_int(c is not None))
+
+
+@pytest.mark.parametrize("optimizer", ["gd", "sgd_nesterov", "adam"])
+@pytest.mark.parametrize("rotation, scaled, spectral", [(False, False, True),
+                                                          (True, False, False),
+                                                          (False, True, True)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_the_cuda_pass_equals_the_numpy_pass_bit_for_bit(host_kernels, optimizer, rotation,
+                                                         scaled, spectral, dtype):
+    rng = np.random.default_rng(11)
+    r, k, m = 3, 4, 29
+
+    def arr(*shape, scale=1.0):
+        return np.ascontiguousarray((scale * rng.standard_normal(shape)).astype(dtype))
+    W, Q = arr(r, 2 * k, m), arr(r, 2 * k, m)
+    W[0, 0, :3] = be.flush_floor(np, dtype) / 4       # below the floor; run 0 does not move
+    lr = np.ascontiguousarray(np.abs(arr(r, scale=0.01)) * (np.arange(r) > 0))
+    inputs = (arr(r, k, m), arr(r, k, m), arr(r, k if rotation else 0, m), arr(r, 2 * k),
+              arr(r, 2 * k), (arr(r, 2 * k), arr(r, 2 * k)) if scaled else None, lr)
+    c = np.abs(arr(m)) if spectral else None
+    n_state = {"gd": 0, "sgd_nesterov": 1, "adam": 2}[optimizer]
+    state = tuple(np.abs(arr(r, 2 * k, m)) for _ in range(n_state))
+    floor = dtype(be.flush_floor(np, dtype))
+    outputs = []
+    for run in (kernels.NumpyKernels().tail,
+                lambda *args: _run_host_tail(host_kernels, *args)):
+        W_, state_, Qn = W.copy(), tuple(x.copy() for x in state), np.zeros_like(W)
+        run(optimizer, W_, Q, *inputs, state_, 5, floor, c, Qn if spectral else None)
+        outputs.append((W_, Qn) + state_)
+    for got, want in zip(outputs[1], outputs[0]):
+        np.testing.assert_array_equal(got, want)
+    assert np.all(outputs[1][0][0, 0, :3] == 0)
+
+
+def test_the_cuda_source_compiles_with_nvcc(tmp_path):
+    nvcc = shutil.which("nvcc")
+    if nvcc is None:
+        pytest.skip("nvcc is not installed")
+    instances = "".join(
+        f"template __global__ void lae_tail<{ctype}, {code}>({TAIL_ARGS.replace('T', ctype)});\n"
+        for ctype, _ in TYPES.values() for code in kernels.OPTIMIZER_CODES.values())
+    instances += "".join(f"template __global__ void lae_flush<{ctype}>({ctype}*, const long long,"
+                         f" const {ctype});\n" for ctype, _ in TYPES.values())
+    (tmp_path / "kernels.cu").write_text(kernels.CUDA_SOURCE + instances)
+    done = subprocess.run([nvcc, "--fmad=false", "-ptx", "-o", str(tmp_path / "k.ptx"),
+                           str(tmp_path / "kernels.cu")], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
