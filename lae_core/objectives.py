@@ -4,6 +4,9 @@ Each is written once against a covariance operator (``operators.py``), so it run
 spectral, covariance and sample formulations. Shape legend: r runs, k latent, m input, n samples.
 Parameters are tuples: (W1 (r, k, m), W2 (r, m, k)) and, for the VAE, also v (r, k) and s (r,).
 
+The registry at the end also holds the dedicated PCA learners of ``learners.py`` (GHA,
+EigenGame, Oja, eigh), the baselines a sweep may run beside the LAEs (``ALL_MODELS``).
+
 Notation: P = W1 C, S = W1 C W1^T, G = W2^T W2, and the reconstruction loss (eq. 1, no 1/2)
   L = tr(C) - 2 tr(W2 W1 C) + tr(S G),  dL/dW1 = 2 (G P - W2^T C),  dL/dW2 = 2 (W2 S - P^T).
 """
