@@ -90,8 +90,12 @@ def hessian_command(args: argparse.Namespace) -> int:
     out = output_dir(Path(args.out) if args.out else DEFAULT_OUT, "--out")
     print(f"hessian: bounds for {len(models) * len(ks)} (model, k); Lanczos within "
           f"{args.budget:g} s in all, k ascending")
+    from lae_core.backend import get_namespace
+
     dataset = load_dataset(config.data, keep_samples=False)
-    rows = analysis.conditioning(config, dataset, models, ks, args.budget)
+    # the products run on the config's backend (CuPy where a GPU is), Lanczos on the host
+    rows = analysis.conditioning(config, dataset, models, ks, args.budget,
+                                 xp=get_namespace(config.backend))
     fitted = analysis.slopes(rows, measured)
     print(analysis.render_text(rows, measured, fitted, args.budget, args.threshold), end="")
     for path in analysis.write_outputs(rows, measured, fitted, args.threshold, out):
