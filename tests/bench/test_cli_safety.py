@@ -80,7 +80,7 @@ def test_output_paths_that_cannot_be_created_are_one_line_errors(tmp_path, smoke
     assert "Error" not in err                            # no raw exception names
 
 
-def test_sigterm_is_handled_like_ctrl_c(tmp_path):
+def test_a_concurrent_run_is_refused_and_sigterm_is_handled_like_ctrl_c(tmp_path):
     run_dir = tmp_path / "run"
     config = write_config(tmp_path / "long.yaml", models=["rotation"], optimizers=["sgd_nesterov"],
                           k=[2, 3, 4, 5, 6, 7, 8], max_epochs=200_000, thresholds=[0.01])
@@ -90,7 +90,9 @@ def test_sigterm_is_handled_like_ctrl_c(tmp_path):
     deadline = time.time() + 60
     while read_lock(run_dir) is None and time.time() < deadline:   # the sweep has started
         time.sleep(0.1)
-    time.sleep(1.0)
+    # a second run on the same directory, while the first one trains: refused
+    code, _, err = cli("run", config, "--out", run_dir, "--quiet")
+    assert code == 2 and f"pid {proc.pid}" in err
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 143
