@@ -7,6 +7,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from lae_core import MODELS, OPTIMIZERS, synthetic
+from lae_core.step import STEPS
 
 from ..errors import UsageError
 from ..paths import output_file
@@ -44,6 +45,9 @@ def register(verbs) -> None:
     p.add_argument("--dtype", choices=["float64", "float32"], default="float64")
     p.add_argument("--batch-runs", type=int, default=64,
                    help="seeds in the batch-scaling check (0 skips it)")
+    p.add_argument("--steps", type=_csv(str, STEPS), default=["auto"],
+                   help="training steps to time back to back, e.g. reference,auto: the "
+                   "before/after of the fast step in one run (default: auto)")
     p.add_argument("--out", type=Path, help="also write the rows as JSON to this file")
     p.set_defaults(handler=speed_command)
     register_tune(verbs)
@@ -57,23 +61,27 @@ def speed_command(args) -> int:
         raise UsageError(f"--k: {args.k} must lie in 1..m = {args.m}")
     data = synthetic(m=args.m, n=args.n, keep_samples=speed.needs_samples(args.models))
     rows = []
-    print(f"{'model':16} {'optimizer':13} {'k':>4} {'form':10} {'epoch':>10} {'GFLOP':>7} "
-          f"{'GF/s':>7} {'gemm GF/s':>9} {'eff':>5} {'x bound':>7}")
+    print(f"{'model':16} {'optimizer':13} {'k':>4} {'form':10} {'step':9} {'epoch':>10} "
+          f"{'GFLOP':>7} {'GF/s':>7} {'gemm GF/s':>9} {'eff':>5} {'x bound':>7} {'x first':>7}")
     for k in args.k:
         for model in args.models:
             for optimizer in args.optimizers:
-                row = speed.speed_row(data, model, optimizer, k, dtype=args.dtype,
-                                      backend=args.backend)
-                rows.append(row)
-                print(f"{model:16} {optimizer:13} {k:4d} {row.formulation:10} "
-                      f"{format_seconds(row.epoch_s):>10} {row.gflop:7.3f} {row.gflops:7.1f} "
-                      f"{row.gemm_gflops:9.1f} {row.efficiency:5.0%} {row.bound_ratio:7.2f}",
-                      flush=True)
+                first = None
+                for step in args.steps:
+                    row = speed.speed_row(data, model, optimizer, k, dtype=args.dtype,
+                                          backend=args.backend, step=step)
+                    rows.append(row)
+                    first = first or row
+                    print(f"{model:16} {optimizer:13} {k:4d} {row.formulation:10} "
+                          f"{row.step:9} {format_seconds(row.epoch_s):>10} {row.gflop:7.3f} "
+                          f"{row.gflops:7.1f} {row.gemm_gflops:9.1f} {row.efficiency:5.0%} "
+                          f"{row.bound_ratio:7.2f} {first.epoch_s / row.epoch_s:7.2f}",
+                          flush=True)
     result = {"backend": args.backend, "dtype": args.dtype, "m": args.m, "n": args.n,
               "rows": speed.as_dicts(rows)}
     if args.batch_runs:
         scaling = speed.batch_scaling(data, k=10, runs=args.batch_runs, dtype=args.dtype,
-                                      backend=args.backend)
+                                      backend=args.backend, step=args.steps[-1])
         result["batch_scaling"] = speed.as_dicts([scaling])[0]
         print(f"batch of {scaling.runs} seeds ({scaling.model}, {scaling.optimizer}, "
               f"k={scaling.k}): epoch {format_seconds(scaling.batch_epoch_s)} vs "
