@@ -9,6 +9,8 @@ from pathlib import Path
 from lae_core import MODELS, OPTIMIZERS, synthetic
 from lae_core.step import STEPS
 
+GPU_CHECK_STEPS = ("info", "tests", "parity", "speed", "fig4", "summary")
+
 from ..errors import UsageError
 from ..paths import output_file
 from ..formatting import format_seconds
@@ -101,13 +103,15 @@ def register_gpu_check(verbs) -> None:
                    help="results folder (default results/gpu/<device>/)")
     p.add_argument("--dry", action="store_true",
                    help="CPU only: array-api-strict stands in for the device, smoke for fig4")
+    p.add_argument("--step", choices=GPU_CHECK_STEPS,
+                   help="run one step (gpu_check.sh runs each under its own time cap)")
     p.set_defaults(handler=gpu_check_command)
 
 
 def gpu_check_command(args) -> int:
     from ..perf.gpu_check import default_out, gpu_check
 
-    return gpu_check(args.out or default_out(args.dry), dry=args.dry)
+    return gpu_check(args.out or default_out(args.dry), dry=args.dry, step=args.step)
 
 
 def _grid(text: str):
