@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from lae_core import backend as be
+from lae_core.backend import cupy_available
 from lae_core import cpu_block, kernels, synthetic
 from lae_core.hyper import device_hyperparameters, preset_hyperparameters
 from lae_core.objectives import get_objective
@@ -28,9 +29,9 @@ def data():
     return synthetic(m=30, n=300, seed=5, high=8.0, low=0.5)
 
 
-def build(kind, data, model, optimizer, form, dtype="float64", **kwargs):
+def build(kind, data, model, optimizer, form, dtype="float64", backend="numpy", **kwargs):
     """A step of ``kind`` for three runs, from the seeded initial weights (paper scale)."""
-    xp = be.get_namespace("numpy")
+    xp = be.get_namespace(backend)
     dt = be.dtype_of(xp, dtype)
     objective = get_objective(model)
     op = make_operator(form, xp, data, K, dt)
@@ -47,11 +48,14 @@ def build(kind, data, model, optimizer, form, dtype="float64", **kwargs):
 
 def fast_steps(data, model, optimizer, form):
     """The array-call epoch with the NumPy kernels (the CuPy step's structure, checked here on
-    the CPU; the Numba kernels equal them bit for bit, below) and the compiled blocks."""
+    the CPU; the Numba and CUDA kernels equal them bit for bit: below, and
+    test_cuda_source.py), the compiled blocks, and on a GPU the CuPy step itself."""
     steps = {"packed-numpy": build(PackedStep, data, model, optimizer, form,
                                    kern=kernels.NumpyKernels())}
     if model in cpu_block.MODEL_CODES:
         steps["compiled"] = build(CompiledStep, data, model, optimizer, form)
+    if cupy_available():
+        steps["packed-cupy"] = build(PackedStep, data, model, optimizer, form, backend="cupy")
     return steps
 
 
