@@ -23,6 +23,7 @@ from tqdm import tqdm
 
 from lae_core import BatchResult, Dataset, Schedule, choose_formulation, get_objective, run_batch
 from lae_core.backend import backend_name, get_namespace
+from lae_core.calibrate import fastest_backend
 
 from ..analysis.stats import median_epochs
 from ..errors import UsageError
@@ -329,12 +330,21 @@ class Sweep:
         solve_s = time.perf_counter() - started
         batch = run_batch(self.dataset, cell.model, cell.optimizer, cell.k,
                           [cell.lr] * len(seeds), seeds, schedule=schedule,
-                          dtype=self.config.dtype, backend=self.xp,
+                          dtype=self.config.dtype, backend=self.backend_for(cell),
                           formulation=self.config.formulation, on_eval=on_eval,
                           initial=initial,
                           hyperparameters=self.config.hyperparameters.resolve(
                               cell.model, cell.k, self.dataset, self.config.data.kind))
         return replace(batch, wall_time=batch.wall_time + solve_s)
+
+    def backend_for(self, cell: Cell) -> Any:
+        """The sweep's namespace; with ``backend: auto`` on a GPU, NumPy for the problems
+        that a short, cached calibration finds faster there (``lae_core.calibrate``)."""
+        if self.config.backend != "auto" or backend_name(self.xp) != "cupy":
+            return self.xp
+        return fastest_backend(self.dataset, cell.model, cell.optimizer, cell.k,
+                               self.config.dtype, (self.xp, get_namespace("numpy")),
+                               formulation=self.config.formulation)
 
     def describe(self, cell: Cell, records: list[Record], seconds: float) -> str:
         """The progress line of a finished cell."""
@@ -366,7 +376,8 @@ class Sweep:
                               self.dataset.m, self.dataset.n, self.config.eval_every, on_eval)
 
     def _run_record(self, cell: Cell, batch, run, clock: ReferenceClock) -> Record:
-        return Record(**self._common(cell, run.seed, len(batch.runs)),
+        common = {**self._common(cell, run.seed, len(batch.runs)), "backend": batch.backend}
+        return Record(**common, step=batch.step,
                       formulation=batch.formulation, hyperparameters=batch.hyperparameters,
                       status=run.status, error=None, epochs=run.epochs,
                       epochs_to={str(t): e for t, e in run.epochs_to.items()},
