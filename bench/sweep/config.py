@@ -119,6 +119,11 @@ class SweepConfig:
     expected_cost: str = ""
     estimate_before_run: bool = False
     scheduler: str | None = None
+    k_max: dict[str, int] = field(default_factory=dict)   # model -> its largest k
+
+    def ks_for(self, model: str) -> tuple[int, ...]:
+        """The grid's k for ``model``: all of them, or those up to its ``k_max``."""
+        return tuple(k for k in self.k if k <= self.k_max.get(model, k))
 
     @property
     def schedule(self) -> Schedule:
@@ -201,7 +206,7 @@ def _merge(raw: dict, overrides: Mapping[str, Any]) -> dict:
 TOP_KEYS = ("description", "expected_cost", "estimate_before_run", "data", "models",
             "optimizers", "k", "lr", "seeds", "thresholds", "headline", "max_epochs",
             "eval_every", "dtype", "backend", "formulation", "hyperparameters",
-            "stop_on_failure", "history", "scheduler")
+            "stop_on_failure", "history", "scheduler", "k_max")
 
 
 def parse_config(raw: Any, *, name: str, base_dir: Path = Path(".")) -> SweepConfig:
@@ -234,9 +239,16 @@ def parse_config(raw: Any, *, name: str, base_dir: Path = Path(".")) -> SweepCon
         expected_cost=text(raw.get("expected_cost", ""), "expected_cost"),
         estimate_before_run=boolean(raw.get("estimate_before_run", False),
                                      "estimate_before_run"),
-        scheduler=parse_scheduler(raw.get("scheduler")))
+        scheduler=parse_scheduler(raw.get("scheduler")),
+        k_max=parse_k_max(raw.get("k_max", {}), models))
     _check_grid(config)
     return config
+
+
+def parse_k_max(raw: Any, models: tuple[str, ...]) -> dict[str, int]:
+    """k_max: {MODEL: K}: run MODEL only up to K (e.g. the sample-form nd in a short preset)."""
+    raw = mapping(raw, "k_max", models)
+    return {model: integer(value, f"k_max.{model}", 1) for model, value in raw.items()}
 
 
 def _headline(raw: dict, thresholds: tuple[float, ...]) -> float:

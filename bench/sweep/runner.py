@@ -61,7 +61,7 @@ class Cell:
 
 def curves(config: SweepConfig) -> list[list[Cell]]:
     """The cells of each (model, optimizer) curve, k ascending (as stop_on_failure needs)."""
-    return [[Cell(model, opt, k, config.lr.lookup(model, opt, k)) for k in config.k]
+    return [[Cell(model, opt, k, config.lr.lookup(model, opt, k)) for k in config.ks_for(model)]
             for model in config.models for opt in config.optimizers]
 
 
