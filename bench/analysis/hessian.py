@@ -141,7 +141,22 @@ def slopes(rows: Sequence[ConditionRow], measured: pd.DataFrame | None) -> dict[
             values = group["epochs_median"].where(~group["censored"], np.nan)
             out[f"{model}/{optimizer} epochs"] = loglog_slope(group["k"].tolist(),
                                                               values.tolist())
+            out.update(_same_k_slopes(rows, model, optimizer, group[~group["censored"]]))
     return out
+
+
+def _same_k_slopes(rows: Sequence[ConditionRow], model: str, optimizer: str,
+                   reached: pd.DataFrame) -> dict[str, float | None]:
+    """The bound's and exact slopes over the k a measured curve reached (its own range: a
+    slope over k = 2..500 says little of a curve that stops at k = 5)."""
+    ks = set(reached["k"].astype(int))
+    mine = [r for r in rows if r.model == model and r.k in ks]
+    if len(mine) < 2:
+        return {}
+    return {f"{model} bound, k of {model}/{optimizer}":
+            loglog_slope([r.k for r in mine], [r.bound for r in mine]),
+            f"{model} exact, k of {model}/{optimizer}":
+            loglog_slope([r.k for r in mine], [r.exact for r in mine])}
 
 
 # --- output -------------------------------------------------------------------------------------
@@ -175,7 +190,9 @@ def render_text(rows: Sequence[ConditionRow], measured: pd.DataFrame | None,
                                                      "max_epochs"]].itertuples(index=False)]
             lines.append(f"  {model}/{optimizer}: " + ", ".join(cells))
     lines += ["", "log-log slopes against k (least squares over finite values):"]
-    lines += [f"  {name:<34} {'-' if s is None else f'{s:.2f}'}" for name, s in fitted.items()]
+    width = max(map(len, fitted), default=0)
+    lines += [f"  {name:<{width}}  {'-' if s is None else f'{s:.2f}'}"
+              for name, s in fitted.items()]
     return "\n".join(lines) + "\n"
 
 
