@@ -1,6 +1,7 @@
 """The fused passes of the packed step (``packed.py``), one implementation per backend.
 
-Each kernel set has two operations:
+Each kernel set has these operations (the last three only NumPy's and CuPy's: the small-k
+epoch of ``packed.GraphStep``):
   ``flush(a, floor)``  in place: entries of ``a`` below ``floor`` in magnitude become 0;
   ``tail(optimizer, W, Q, prod1, prod2, E, a, b, sd, lr, state, count, floor, c, Qn)``
       in place, for every run i, row q < 2k and column j of W (r, 2k, m):
@@ -8,7 +9,9 @@ Each kernel set has two operations:
         g = s[q] g + d[q] Q[q, j]     (only when sd = (s, d) is given: the VAE)
       where prod = (prod1; prod2) and partner swaps the halves; then the optimizer's update
       of W with g (torch's operation order, as ``optim``), the flush of W, and when ``c`` is
-      given (eigenbasis) Qn = W c, the next epoch's Q.
+      given (eigenbasis) Qn = W c, the next epoch's Q;
+  ``grams``, ``coefficients``, ``left``: S and G (flushed), the rule's K1, K2, L1, and the
+      products K1 P, K2 W2T, L1 W1, as ``packed.py``'s rules and matmuls compute them.
 
 - ``NumpyKernels``: NumPy calls with ``out=``; the fallback without Numba and the oracle of
   the other two.
@@ -83,6 +86,33 @@ class NumpyKernels:
         self.flush(W, floor)
         if c is not None:
             np.multiply(W, c, out=Qn)
+
+    def grams(self, W, Q, S, G, floor: float) -> None:
+        k = S.shape[1]
+        np.matmul(Q[:, :k], W[:, :k].mT, out=S)
+        np.matmul(W[:, k:], W[:, k:].mT, out=G)
+        self.flush(S, floor)
+        self.flush(G, floor)
+
+    def coefficients(self, model: int, S, G, M2, K1, K2, L1) -> None:
+        if model == 2:
+            np.multiply(G, M2, out=K1)
+            np.multiply(S.mT, M2.mT, out=K2)
+            return
+        np.multiply(G, 2, out=K1)
+        np.multiply(S.mT, 2, out=K2)
+        if model == 1:
+            T = np.triu(S, 1)
+            np.subtract(T.mT, T, out=L1)
+            L1 /= 2
+            K2 += L1
+
+    def left(self, W, Q, K1, K2, L1, prod1, prod2, E, rotation: bool) -> None:
+        k = K1.shape[1]
+        np.matmul(K1, Q[:, :k], out=prod1)
+        np.matmul(K2, W[:, k:], out=prod2)
+        if rotation:
+            np.matmul(L1, W[:, :k], out=E)
 
     def _buffer(self, W: np.ndarray) -> np.ndarray:
         key = (W.shape, W.dtype)
@@ -171,6 +201,72 @@ __global__ void lae_tail(const long long total, const int k, const int m,
     if (write_q) Qn[idx] = p * c[j];
 }
 """
+# The rest of a small-k epoch as kernels, so that the eigenbasis epoch needs no cuBLAS call and
+# a block of epochs can be captured as one CUDA graph (CuPy refuses cuBLAS during capture). One
+# thread per output, no synchronisation: tests/core/test_cuda_source.py runs them on the host.
+CUDA_SMALL_K_SOURCE = r"""
+template<typename T>
+__global__ void lae_grams(const long long total, const int k, const int m,
+        const T* __restrict__ W, const T* __restrict__ Q, T* __restrict__ S,
+        T* __restrict__ G, const T floor) {
+    // S = P W1^T (P = Q[:k]) and G = W2T W2T^T of every run, flushed: thread (i, which, a, b)
+    const long long idx = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (idx >= total) return;
+    const int kk = k * k;
+    const long long i = idx / (2 * kk);
+    const int rem = (int)(idx % (2 * kk)), which = rem / kk, a = (rem % kk) / k, b = rem % k;
+    const long long base = i * 2 * k * (long long)m;
+    const T* A = which == 0 ? Q + base + (long long)a * m : W + base + (long long)(k + a) * m;
+    const T* B = W + base + (long long)((which == 0 ? 0 : k) + b) * m;
+    T acc = (T)0;
+    for (int j = 0; j < m; ++j) acc = acc + A[j] * B[j];
+    if (fabs(acc) < floor) acc = (T)0;
+    (which == 0 ? S : G)[i * kk + a * k + b] = acc;
+}
+
+template<typename T>
+__global__ void lae_coefficients(const long long total, const int k, const int model,
+        const T* __restrict__ S, const T* __restrict__ G, const T* __restrict__ M2,
+        T* __restrict__ K1, T* __restrict__ K2, T* __restrict__ L1) {
+    // K1, K2 (and L1) of every run, as packed.py's rules: model 0 L2, 1 RAG, 2 nd_exp
+    const long long idx = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (idx >= total) return;
+    const int kk = k * k, p = (int)(idx % kk) / k, q = (int)(idx % k);
+    const long long i = idx / kk, at = i * kk + (long long)p * k + q;
+    const T two = (T)2, Spq = S[at], Sqp = S[i * kk + (long long)q * k + p], Gpq = G[at];
+    if (model == 2) {
+        K1[at] = Gpq * M2[p * k + q];
+        K2[at] = Sqp * M2[q * k + p];
+        return;
+    }
+    K1[at] = Gpq * two;
+    if (model == 0) {
+        K2[at] = Sqp * two;
+        return;
+    }
+    const T A = ((p < q ? Spq : (T)0) - (q < p ? Sqp : (T)0)) / two;
+    K2[at] = Sqp * two - A;
+    L1[at] = -A;
+}
+
+template<typename T>
+__global__ void lae_left(const long long total, const int k, const int m, const int rows,
+        const T* __restrict__ W, const T* __restrict__ Q, const T* __restrict__ K1,
+        const T* __restrict__ K2, const T* __restrict__ L1, T* __restrict__ prod1,
+        T* __restrict__ prod2, T* __restrict__ E) {
+    // prod1 = K1 P, prod2 = K2 W2T and (rows = 3k, RAG) E = L1 W1: thread (i, row, j)
+    const long long idx = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (idx >= total) return;
+    const long long i = idx / ((long long)rows * m);
+    const int q = (int)((idx / m) % rows), j = (int)(idx % m), part = q / k, a = q % k;
+    const long long base = i * 2 * k * (long long)m, kk = (long long)k * k;
+    const T* K = (part == 0 ? K1 : part == 1 ? K2 : L1) + i * kk + (long long)a * k;
+    const T* V = (part == 0 ? Q + base : part == 1 ? W + base + (long long)k * m : W + base);
+    T acc = (T)0;
+    for (int l = 0; l < k; ++l) acc = acc + K[l] * V[(long long)l * m + j];
+    (part == 0 ? prod1 : part == 1 ? prod2 : E)[i * k * (long long)m + (long long)a * m + j] = acc;
+}
+"""
 CUDA_TYPES = {"float32": "float", "float64": "double"}
 THREADS = 256
 
@@ -183,11 +279,14 @@ class CupyKernels:
     def __init__(self):
         import cupy
         self.cupy = cupy
-        names = [f"lae_flush<{t}>" for t in CUDA_TYPES.values()] + \
+        names = [f"{kernel}<{t}>" for t in CUDA_TYPES.values()
+                 for kernel in ("lae_flush", "lae_grams", "lae_coefficients", "lae_left")] + \
                 [f"lae_tail<{t},{code}>" for t in CUDA_TYPES.values()
                  for code in OPTIMIZER_CODES.values()]
-        self.module = cupy.RawModule(code=CUDA_SOURCE, options=("--fmad=false",),
-                                     name_expressions=names)
+        self.module = cupy.RawModule(code=CUDA_SOURCE + CUDA_SMALL_K_SOURCE,
+                                     options=("--fmad=false",), name_expressions=names)
+        for name in names:      # compile and load now: never inside a graph capture
+            self.module.get_function(name)
 
     def _launch(self, name: str, size: int, args: tuple) -> None:
         blocks = (size + THREADS - 1) // THREADS
@@ -197,6 +296,30 @@ class CupyKernels:
     def flush(self, a, floor: float) -> None:
         t = CUDA_TYPES[a.dtype.name]
         self._launch(f"lae_flush<{t}>", a.size, (a, np.int64(a.size), a.dtype.type(floor)))
+
+    def grams(self, W, Q, S, G, floor: float) -> None:
+        """S = P W1^T and G = W2T W2T^T of every run, flushed (small k: no cuBLAS)."""
+        r, k = S.shape[0], S.shape[1]
+        total = 2 * r * k * k
+        self._launch(f"lae_grams<{CUDA_TYPES[W.dtype.name]}>", total,
+                     (np.int64(total), np.int32(k), np.int32(W.shape[2]), W, Q, S, G,
+                      W.dtype.type(floor)))
+
+    def coefficients(self, model: int, S, G, M2, K1, K2, L1) -> None:
+        """K1, K2, L1 of every run (``cpu_block.MODEL_CODES``)."""
+        total = S.size
+        self._launch(f"lae_coefficients<{CUDA_TYPES[S.dtype.name]}>", total,
+                     (np.int64(total), np.int32(S.shape[1]), np.int32(model), S, G, M2, K1,
+                      K2, L1))
+
+    def left(self, W, Q, K1, K2, L1, prod1, prod2, E, rotation: bool) -> None:
+        """prod1 = K1 P, prod2 = K2 W2T and, for RAG, E = L1 W1 (small k: no cuBLAS)."""
+        r, k, m = prod1.shape
+        rows = 3 * k if rotation else 2 * k
+        total = r * rows * m
+        self._launch(f"lae_left<{CUDA_TYPES[W.dtype.name]}>", total,
+                     (np.int64(total), np.int32(k), np.int32(m), np.int32(rows), W, Q, K1, K2,
+                      L1, prod1, prod2, E if rotation else prod1))
 
     def tail(self, optimizer, W, Q, prod1, prod2, E, a, b, sd, lr, state, count, floor, c,
              Qn):

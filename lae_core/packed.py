@@ -54,9 +54,12 @@ def packed_step(op, objective, optimizer, hp: dict, params: tuple, lr: Any, floo
     """The packed step for this namespace: compiled blocks on NumPy with Numba, else the
     array-call epoch (CuPy kernels on a GPU, NumPy calls without Numba)."""
     k = params[0].shape[-2]
-    if (raw_module(op.xp) is np and k <= COMPILED_MAX_K and objective.name in cpu_block.MODEL_CODES
-            and cpu_block.compiled() is not None):
-        return CompiledStep(op, objective, optimizer, hp, params, lr, floor)
+    small = k <= COMPILED_MAX_K and objective.name in cpu_block.MODEL_CODES
+    if raw_module(op.xp) is np:
+        if small and cpu_block.compiled() is not None:
+            return CompiledStep(op, objective, optimizer, hp, params, lr, floor)
+    elif small and op.form == "spectral":
+        return GraphStep(op, objective, optimizer, hp, params, lr, floor)
     return PackedStep(op, objective, optimizer, hp, params, lr, floor)
 
 
@@ -347,3 +350,70 @@ class CompiledStep(PackedStep):
         self.state = tuple(s[keep] for s in self.state)
         self._allocate()
         self.Qs[0] = Q
+
+
+class GraphStep(PackedStep):
+    """The packed step on a GPU at small k in the eigenbasis: an epoch is four kernels and no
+    cuBLAS call (``kernels.CUDA_SMALL_K_SOURCE``), so a block of epochs is captured once as a
+    CUDA graph and replayed with one launch. Where capture fails the epochs run eagerly and
+    ``graph_error`` says why."""
+
+    def __init__(self, op, objective, optimizer, hp: dict, params: tuple, lr: Any,
+                 floor: float, kern: Any = None):
+        super().__init__(op, objective, optimizer, hp, params, lr, floor, kern)
+        k = self.k
+        self.code = cpu_block.MODEL_CODES[objective.name]
+        self.M2 = hp.get("keep_matrix2", self.np.zeros((k, k), dtype=self.W.dtype))
+        self.graph_error: str | None = None
+
+    def _allocate(self) -> None:
+        super()._allocate()
+        self.graphs: dict = {}          # (steps, which buffer holds Q) -> graph
+
+    def _epoch(self) -> None:
+        kern = self.kern
+        kern.grams(self.W, self.Q, self.S, self.G, self.floor)
+        kern.coefficients(self.code, self.S, self.G, self.M2, self.K1, self.K2, self.L1)
+        kern.left(self.W, self.Q, self.K1, self.K2, self.L1, self.prod1, self.prod2, self.E,
+                  self.rule.rotation)
+        self._apply()
+        self.Q, self.Qn = self.Qn, self.Q
+
+    def run(self, steps: int, cutoffs: np.ndarray | None = None) -> None:
+        graph = self._graph(steps) if self.graph_error is None else None
+        if graph is None:
+            for _ in range(steps):
+                self._epoch()
+        else:
+            stream, graph, swapped = graph
+            stream.wait_event(self.np.cuda.get_current_stream().record())
+            graph.launch(stream)
+            stream.synchronize()
+            if swapped:                 # the captured epochs left Q in the other buffer
+                self.Q, self.Qn = self.Qn, self.Q
+        self._flush_state()
+
+    def _graph(self, steps: int):
+        """(stream, graph, swapped) for ``steps`` epochs from the current buffers; captured on
+        first use. Capture records kernels without running them, so the state is untouched."""
+        key = (steps, id(self.Q))
+        if key not in self.graphs:
+            start = self.Q
+            try:
+                stream = self.np.cuda.Stream(non_blocking=True)
+                with stream:
+                    stream.begin_capture()
+                    try:
+                        for _ in range(steps):
+                            self._epoch()
+                    finally:
+                        graph = stream.end_capture()
+            except Exception as exc:   # noqa: BLE001 - any refusal means: run eagerly
+                self.graph_error = f"{type(exc).__name__}: {exc}"
+                return None
+            finally:
+                swapped = self.Q is not start
+                if swapped:             # capture ran the Python side: undo its buffer swaps
+                    self.Q, self.Qn = self.Qn, self.Q
+            self.graphs[key] = (stream, graph, swapped)
+        return self.graphs[key]

@@ -31,14 +31,21 @@ TAIL_ARGS = ("long long total, int k, int m, T* W, const T* Q, const T* prod1, c
              "T floor, const T* c, T* Qn, int write_q")
 
 
-def _wrapper(ctype: str, code: int) -> str:
-    """extern "C" host loop over every thread index of lae_tail<ctype, code>."""
-    params = TAIL_ARGS.replace("T", ctype)
-    names = [p.split()[-1].lstrip("*") for p in TAIL_ARGS.split(", ")]
-    return (f'extern "C" void tail_{ctype}_{code}({params}) {{\n'
+SMALL_K_ARGS = {
+    "grams": "long long total, int k, int m, const T* W, const T* Q, T* S, T* G, T floor",
+    "coefficients": "long long total, int k, int model, const T* S, const T* G, const T* M2, "
+                    "T* K1, T* K2, T* L1",
+    "left": "long long total, int k, int m, int rows, const T* W, const T* Q, const T* K1, "
+            "const T* K2, const T* L1, T* prod1, T* prod2, T* E"}
+
+
+def _wrapper(name: str, kernel: str, args: str, ctype: str) -> str:
+    """extern "C" ``name``: a host loop over every thread index of ``kernel``."""
+    names = [p.split()[-1].lstrip("*") for p in args.split(", ")]
+    return (f'extern "C" void {name}({args.replace("T", ctype)}) {{\n'
             f"  blockDim.x = 1; threadIdx.x = 0;\n"
             f"  for (long long i = 0; i < total; ++i) {{ blockIdx.x = (unsigned int)i;\n"
-            f"    lae_tail<{ctype}, {code}>({', '.join(names)}); }}\n}}\n")
+            f"    {kernel}({', '.join(names)}); }}\n}}\n")
 
 
 @pytest.fixture(scope="module")
@@ -46,9 +53,11 @@ def host_kernels(tmp_path_factory):
     if shutil.which("g++") is None:
         pytest.skip("no host C++ compiler")
     folder = tmp_path_factory.mktemp("cuda_shim")
-    source = SHIM + kernels.CUDA_SOURCE + "".join(
-        _wrapper(ctype, code) for ctype, _ in TYPES.values()
-        for code in kernels.OPTIMIZER_CODES.values())
+    source = SHIM + kernels.CUDA_SOURCE + kernels.CUDA_SMALL_K_SOURCE + "".join(
+        _wrapper(f"tail_{ctype}_{code}", f"lae_tail<{ctype}, {code}>", TAIL_ARGS, ctype)
+        for ctype, _ in TYPES.values() for code in kernels.OPTIMIZER_CODES.values()) + "".join(
+        _wrapper(f"{name}_{ctype}", f"lae_{name}<{ctype}>", args, ctype)
+        for ctype, _ in TYPES.values() for name, args in SMALL_K_ARGS.items())
     (folder / "shim.cpp").write_text(source)
     # -ffp-contract=off: no fused multiply-adds, as the kernel is compiled (--fmad=false)
     subprocess.run(["g++", "-O1", "-ffp-contract=off", "-shared", "-fPIC", "-o",
@@ -106,6 +115,49 @@ def test_the_cuda_pass_equals_the_numpy_pass_bit_for_bit(host_kernels, optimizer
     assert np.all(outputs[1][0][0, 0, :3] == 0)
 
 
+@pytest.mark.parametrize("model", [0, 1, 2])          # L2, RAG, nested dropout in expectation
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_the_small_k_cuda_epoch_equals_the_numpy_products(host_kernels, model, dtype):
+    """grams, coefficients and left products of the GPU's small-k epoch, run on the host,
+    against NumPy's matmuls (sums in another order: within rounding, not bit for bit)."""
+    rng = np.random.default_rng(5)
+    r, k, m = 2, 5, 23
+    ctype, cscalar = TYPES[dtype]
+    ptr = lambda x: x.ctypes.data_as(ctypes.c_void_p)   # noqa: E731
+    W, Q = (np.ascontiguousarray(rng.standard_normal((r, 2 * k, m)).astype(dtype))
+            for _ in range(2))
+    W[0, :k, :] *= 1e-7                  # some entries of S fall below the flush floor
+    M2 = np.ascontiguousarray(rng.random((k, k)).astype(dtype))
+    floor = 1e-6                         # any floor: the kernels take it as an argument
+    kk = (r, k, k)
+    host = {name: np.zeros(kk, dtype) for name in ("S", "G", "K1", "K2", "L1")}
+    host |= {name: np.zeros((r, k, m), dtype) for name in ("prod1", "prod2", "E")}
+    mine = {name: a.copy() for name, a in host.items()}
+    getattr(host_kernels, f"grams_{ctype}")(ctypes.c_longlong(2 * r * k * k), k, m, ptr(W),
+                                            ptr(Q), ptr(host["S"]), ptr(host["G"]),
+                                            cscalar(floor))
+    getattr(host_kernels, f"coefficients_{ctype}")(
+        ctypes.c_longlong(r * k * k), k, model, ptr(host["S"]), ptr(host["G"]), ptr(M2),
+        ptr(host["K1"]), ptr(host["K2"]), ptr(host["L1"]))
+    rows = 3 * k if model == 1 else 2 * k
+    getattr(host_kernels, f"left_{ctype}")(
+        ctypes.c_longlong(r * rows * m), k, m, rows, ptr(W), ptr(Q), ptr(host["K1"]),
+        ptr(host["K2"]), ptr(host["L1"]), ptr(host["prod1"]), ptr(host["prod2"]),
+        ptr(host["E"]))
+    numpy_kernels = kernels.NumpyKernels()
+    numpy_kernels.grams(W, Q, mine["S"], mine["G"], floor)
+    numpy_kernels.coefficients(model, mine["S"], mine["G"], M2, mine["K1"], mine["K2"],
+                               mine["L1"])
+    numpy_kernels.left(W, Q, mine["K1"], mine["K2"], mine["L1"], mine["prod1"],
+                       mine["prod2"], mine["E"], model == 1)
+    rtol = 1e-5 if dtype == np.float32 else 1e-12
+    for name in ("S", "G", "K1", "K2", "prod1", "prod2") + (("L1", "E") if model == 1 else ()):
+        np.testing.assert_allclose(host[name], mine[name], rtol=rtol,
+                                   atol=rtol * np.abs(mine[name]).max(), err_msg=name)
+    assert np.array_equal(host["S"] == 0, mine["S"] == 0)     # the same entries flushed
+    assert np.any(host["S"] == 0)
+
+
 def test_the_cuda_source_compiles_with_nvcc(tmp_path):
     nvcc = shutil.which("nvcc")
     if nvcc is None:
@@ -115,7 +167,11 @@ def test_the_cuda_source_compiles_with_nvcc(tmp_path):
         for ctype, _ in TYPES.values() for code in kernels.OPTIMIZER_CODES.values())
     instances += "".join(f"template __global__ void lae_flush<{ctype}>({ctype}*, const long long,"
                          f" const {ctype});\n" for ctype, _ in TYPES.values())
-    (tmp_path / "kernels.cu").write_text(kernels.CUDA_SOURCE + instances)
+    instances += "".join(
+        f"template __global__ void lae_{name}<{ctype}>({args.replace('T', ctype)});\n"
+        for ctype, _ in TYPES.values() for name, args in SMALL_K_ARGS.items())
+    (tmp_path / "kernels.cu").write_text(kernels.CUDA_SOURCE + kernels.CUDA_SMALL_K_SOURCE
+                                         + instances)
     done = subprocess.run([nvcc, "--fmad=false", "-ptx", "-o", str(tmp_path / "k.ptx"),
                            str(tmp_path / "kernels.cu")], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-3000:]

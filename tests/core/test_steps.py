@@ -12,7 +12,7 @@ from lae_core.hyper import device_hyperparameters, preset_hyperparameters
 from lae_core.objectives import get_objective
 from lae_core.operators import into_basis, make_operator
 from lae_core.optim import get_optimizer
-from lae_core.packed import PACKED_MODELS, CompiledStep, PackedStep
+from lae_core.packed import PACKED_MODELS, CompiledStep, GraphStep, PackedStep
 from lae_core.step import ReferenceStep
 from lae_core.train import ConfigurationError, initial_weights, make_step, run_batch
 
@@ -54,6 +54,9 @@ def fast_steps(data, model, optimizer, form):
                                    kern=kernels.NumpyKernels())}
     if model in cpu_block.MODEL_CODES:
         steps["compiled"] = build(CompiledStep, data, model, optimizer, form)
+        if form == "spectral":   # the GPU's small-k epoch, eagerly (no CUDA graph on a CPU)
+            steps["graph-numpy"] = build(GraphStep, data, model, optimizer, form,
+                                         kern=kernels.NumpyKernels())
     if cupy_available():
         steps["packed-cupy"] = build(PackedStep, data, model, optimizer, form, backend="cupy")
     return steps
