@@ -46,7 +46,7 @@ def _unit_columns(xp: Any, V: Any) -> tuple[Any, Any]:
     return V / xp.where(norms > 0, norms, 1.0), norms
 
 
-def _tied(xp: Any, W1: Any, g2: Any) -> tuple[Any, Any]:
+def _tied(xp: Any, g2: Any) -> tuple[Any, Any]:
     """(g2^T, g2): the encoder follows the decoder (see the module docstring)."""
     return xp.matrix_transpose(g2), g2
 
@@ -70,7 +70,7 @@ def gha_grads(op, params, hp, noise=None) -> tuple[Any, Any]:
     CV = op.times_c(V)
     g2 = V @ xp.triu(xp.matrix_transpose(V) @ CV)
     g2 -= CV
-    return _tied(xp, params[0], g2)
+    return _tied(xp, g2)
 
 
 def oja_grads(op, params, hp, noise=None) -> tuple[Any, Any]:
@@ -80,7 +80,7 @@ def oja_grads(op, params, hp, noise=None) -> tuple[Any, Any]:
     CV = op.times_c(V)
     g2 = V @ (xp.matrix_transpose(V) @ CV)
     g2 -= CV
-    return _tied(xp, params[0], g2)
+    return _tied(xp, g2)
 
 
 def eigengame_grads(op, params, hp, noise=None) -> tuple[Any, Any]:
@@ -91,7 +91,7 @@ def eigengame_grads(op, params, hp, noise=None) -> tuple[Any, Any]:
     grad = CVh - Vh @ xp.triu(xp.matrix_transpose(Vh) @ CVh, k=1)
     along = xp.sum(Vh * grad, axis=-2, keepdims=True)          # (r, 1, k): vh_i . grad_i
     g2 = (Vh * along - grad) * norms
-    return _tied(xp, params[0], g2)
+    return _tied(xp, g2)
 
 
 def eigh_grads(op, params, hp, noise=None) -> tuple[Any, Any]:
