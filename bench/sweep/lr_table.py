@@ -52,8 +52,8 @@ _SYNTHETIC = {
 }
 # The PCA learners (lae_core.learners) are not in the paper. Their rates on the same synthetic
 # spectrum (sampled c_1 ~ 144) were set by hand from trials: Nesterov 1e-3 reaches 0.3 at
-# k = 2-500 (the baselines preset, 3 seeds), Adam 3e-3 and GD 5e-3 at k = 2-50 (one seed;
-# README "Baseline learners"); GD is stable below ~2 / c_1, so its 1e-2 is near the edge;
+# k = 2-500 (the baselines preset, 3 seeds), Adam 3e-3 at k = 2-50 and GD 1e-2 at k = 5 (one
+# seed, 80-240 epochs; README "Baseline learners"); GD's 1e-2 is near its stability edge;
 # `lae-bench tune` refines them. eigh takes no step: its rate is a placeholder every table holds.
 _LEARNERS = {
     "gha":       {"sgd_nesterov": 1e-3, "adam": 3e-3, "gd": 1e-2},
