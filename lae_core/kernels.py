@@ -1,7 +1,6 @@
 """The fused passes of the packed step (``packed.py``), one implementation per backend.
 
-Each kernel set has these operations (the last three only NumPy's and CuPy's: the small-k
-epoch of ``packed.GraphStep``):
+Each kernel set has these operations:
   ``flush(a, floor)``  in place: entries of ``a`` below ``floor`` in magnitude become 0;
   ``tail(optimizer, W, Q, prod1, prod2, E, a, b, sd, lr, state, count, floor, c, Qn)``
       in place, for every run i, row q < 2k and column j of W (r, 2k, m):
@@ -9,9 +8,9 @@ epoch of ``packed.GraphStep``):
         g = s[q] g + d[q] Q[q, j]     (only when sd = (s, d) is given: the VAE)
       where prod = (prod1; prod2) and partner swaps the halves; then the optimizer's update
       of W with g (torch's operation order, as ``optim``), the flush of W, and when ``c`` is
-      given (eigenbasis) Qn = W c, the next epoch's Q;
-  ``grams``, ``coefficients``, ``left``: S and G (flushed), the rule's K1, K2, L1, and the
-      products K1 P, K2 W2T, L1 W1, as ``packed.py``'s rules and matmuls compute them.
+      given (eigenbasis) Qn = W c, the next epoch's Q.
+``ArrayProducts`` forms the rest of an epoch with BLAS or cuBLAS; ``CupyKernels`` also has it
+as kernels of its own, for ``packed.GraphStep``.
 
 - ``NumpyKernels``: NumPy calls with ``out=``; the fallback without Numba and the oracle of
   the other two.
@@ -43,6 +42,48 @@ def optimizer_scalars(optimizer: str, count: int, dtype: Any) -> np.ndarray:
     out = np.zeros(6, dtype=dtype)
     out[: len(values)] = values
     return out
+
+
+class ArrayProducts:
+    """The k x k x m products of an epoch and the rules' k x k coefficients, as NumPy or CuPy
+    calls into preallocated outputs (BLAS, cuBLAS); ``CupyKernels`` has the same three as
+    kernels of its own, which a CUDA graph can capture. W, Q (r, 2k, m); S, G, K1, K2, L1
+    (r, k, k); prod1, prod2, E (r, k, m)."""
+
+    def __init__(self, xp: Any):
+        self.xp = xp
+
+    def grams(self, W, Q, S, G, floor: float) -> None:
+        """S = P W1^T, G = W2T W2T^T (P = Q[:, :k]), flushed."""
+        xp, k = self.xp, S.shape[1]
+        xp.matmul(Q[:, :k], W[:, :k].mT, out=S)
+        xp.matmul(W[:, k:], W[:, k:].mT, out=G)
+        for a in (S, G):
+            a[xp.abs(a) < floor] = 0
+
+    def coefficients(self, model: int, S, G, M2, K1, K2, L1) -> None:
+        """``cpu_block.MODEL_CODES``: 0 L2 (K1 = 2G, K2 = 2S^T), 1 RAG (also L1 = -A,
+        K2 = 2S^T - A, A = skew(triu(S, 1))), 2 nested dropout (K1 = G o 2M, K2 = S^T o 2M)."""
+        xp = self.xp
+        if model == 2:
+            xp.multiply(G, M2, out=K1)
+            xp.multiply(S.mT, M2.mT, out=K2)
+            return
+        xp.multiply(G, 2, out=K1)
+        xp.multiply(S.mT, 2, out=K2)
+        if model == 1:
+            T = xp.triu(S, 1)
+            xp.subtract(T.mT, T, out=L1)
+            L1 /= 2
+            K2 += L1
+
+    def left(self, W, Q, K1, K2, L1, prod1, prod2, E, rotation: bool) -> None:
+        """prod1 = K1 P, prod2 = K2 W2T and, for RAG, E = L1 W1."""
+        xp, k = self.xp, K1.shape[1]
+        xp.matmul(K1, Q[:, :k], out=prod1)
+        xp.matmul(K2, W[:, k:], out=prod2)
+        if rotation:
+            xp.matmul(L1, W[:, :k], out=E)
 
 
 class NumpyKernels:
@@ -86,33 +127,6 @@ class NumpyKernels:
         self.flush(W, floor)
         if c is not None:
             np.multiply(W, c, out=Qn)
-
-    def grams(self, W, Q, S, G, floor: float) -> None:
-        k = S.shape[1]
-        np.matmul(Q[:, :k], W[:, :k].mT, out=S)
-        np.matmul(W[:, k:], W[:, k:].mT, out=G)
-        self.flush(S, floor)
-        self.flush(G, floor)
-
-    def coefficients(self, model: int, S, G, M2, K1, K2, L1) -> None:
-        if model == 2:
-            np.multiply(G, M2, out=K1)
-            np.multiply(S.mT, M2.mT, out=K2)
-            return
-        np.multiply(G, 2, out=K1)
-        np.multiply(S.mT, 2, out=K2)
-        if model == 1:
-            T = np.triu(S, 1)
-            np.subtract(T.mT, T, out=L1)
-            L1 /= 2
-            K2 += L1
-
-    def left(self, W, Q, K1, K2, L1, prod1, prod2, E, rotation: bool) -> None:
-        k = K1.shape[1]
-        np.matmul(K1, Q[:, :k], out=prod1)
-        np.matmul(K2, W[:, k:], out=prod2)
-        if rotation:
-            np.matmul(L1, W[:, :k], out=E)
 
     def _buffer(self, W: np.ndarray) -> np.ndarray:
         key = (W.shape, W.dtype)

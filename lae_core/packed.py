@@ -23,10 +23,10 @@ import array_api_compat
 import numpy as np
 
 from . import backend as be
-from .metrics import all_metrics, d_align
-from .optim import AdamState, MomentumState
-from .step import finite_runs, pack_evaluation
 from . import cpu_block, kernels
+from .metrics import all_metrics, d_align
+from .optim import AdamState, MomentumState, select_runs
+from .step import finite_runs, pack_evaluation
 
 PACKED_MODELS = ("uniform_sum", "non_uniform_sum", "rotation", "nd_exp", "vae")
 PACKED_FORMS = ("spectral", "covariance")
@@ -81,6 +81,7 @@ class PackedStep:
         self.op, self.objective, self.optimizer, self.hp = op, objective, optimizer, hp
         self.np = raw_module(op.xp)
         self.kern = kern or kernels.for_module(self.np)
+        self.products = kernels.ArrayProducts(self.np)
         self.floor = floor
         self.rule = RULES[objective.name]
         W1, W2 = params[0], params[1]
@@ -117,7 +118,6 @@ class PackedStep:
         self.W, self.lr = take(self.W), take(self.lr)
         self.state = tuple(map(take, self.state))
         if self.extra:
-            from .optim import select_runs
             self.extra = tuple(map(take, self.extra))
             self.extra_state = select_runs(self.op.xp, self.extra_state, idx)
         self._allocate()
@@ -147,20 +147,14 @@ class PackedStep:
         self._flush_state()
 
     def _epoch(self) -> None:
-        xp, k, W = self.np, self.k, self.W
-        W1, W2T, P = W[:, :k], W[:, k:], self.Q[:, :k]
+        W, products = self.W, self.products
         if self.op.form == "covariance":
             r, k2, m = W.shape
-            xp.matmul(W.reshape(r * k2, m), self.op.C, out=self.Q.reshape(r * k2, m))
-        xp.matmul(P, W1.mT, out=self.S)
-        xp.matmul(W2T, W2T.mT, out=self.G)
-        self.kern.flush(self.S, self.floor)
-        self.kern.flush(self.G, self.floor)
+            self.np.matmul(W.reshape(r * k2, m), self.op.C, out=self.Q.reshape(r * k2, m))
+        products.grams(W, self.Q, self.S, self.G, self.floor)
         self.rule.coefficients(self)
-        xp.matmul(self.K1, P, out=self.prod1)
-        xp.matmul(self.K2, W2T, out=self.prod2)
-        if self.rule.rotation:
-            xp.matmul(self.L1, W1, out=self.E)
+        products.left(W, self.Q, self.K1, self.K2, self.L1, self.prod1, self.prod2, self.E,
+                      self.rule.rotation)
         self._apply()
         if self.op.form == "spectral":
             self.Q, self.Qn = self.Qn, self.Q
@@ -201,65 +195,38 @@ def _state_names(optimizer: str) -> tuple[str, ...]:
 
 # --- per-model coefficients ---------------------------------------------------------------------
 
-class L2Rule:
-    """uniform_sum and non_uniform_sum: K1 = 2G, K2 = 2S^T, a = -2, b = 2 lam."""
+class KkRule:
+    """The L2 models, RAG and nested dropout in expectation: K1, K2 (L1) from S and G by
+    ``ArrayProducts.coefficients`` (``cpu_block.MODEL_CODES``), constant rows a, b:
+    L2 a = -2, b = 2 lam; RAG a = -2, b = 0; nested dropout a = -2p, b = 0."""
 
-    rotation = False
+    def __init__(self, model: str):
+        self.code = cpu_block.MODEL_CODES[model]
+        self.rotation = model == "rotation"
 
     def scales(self, step) -> tuple | None:
         """(s, d) of the fused pass (``kernels``): only the VAE rescales its gradient."""
         return None
 
     def fill_rows(self, step) -> None:
-        xp, k = step.np, step.k
-        step.a[...] = -2
-        lam2 = step.hp["lam2"]
-        step.b[...] = xp.concatenate((lam2, lam2)) if hasattr(lam2, "shape") else lam2
+        xp, hp = step.np, step.hp
+        twice = lambda v: xp.concatenate((v, v)) if hasattr(v, "shape") else v  # noqa: E731
+        step.a[...] = -twice(hp["keep_probs2"]) if "keep_probs2" in hp else -2
+        step.b[...] = twice(hp["lam2"]) if "lam2" in hp else 0
+        step.M2 = hp.get("keep_matrix2", step.np.zeros((step.k, step.k), step.W.dtype))
 
     def coefficients(self, step) -> None:
-        xp = step.np
-        xp.multiply(step.G, 2, out=step.K1)
-        xp.multiply(step.S.mT, 2, out=step.K2)
+        step.products.coefficients(self.code, step.S, step.G, step.M2, step.K1, step.K2,
+                                   step.L1)
 
 
-class RotationRule(L2Rule):
-    """RAG: g1 = 2 (G P - CW2^T) - A W1, g2T = (2S + A)^T W2T - 2P; A = skew(triu(S, 1))."""
-
-    rotation = True
-
-    def fill_rows(self, step) -> None:
-        step.a[...] = -2
-        step.b[...] = 0
-
-    def coefficients(self, step) -> None:
-        xp = step.np
-        T = xp.triu(step.S, 1)
-        xp.subtract(T.mT, T, out=step.L1)       # L1 = -A, A = (T - T^T) / 2
-        step.L1 /= 2
-        xp.multiply(step.S.mT, 2, out=step.K2)
-        step.K2 += step.L1                      # K2 = (2S + A)^T = 2 S^T - A
-        xp.multiply(step.G, 2, out=step.K1)
-
-
-class NdExpRule(L2Rule):
-    """Nested dropout in expectation: K1 = G o 2M, K2 = (S o 2M)^T, a = -2p, b = 0."""
-
-    def fill_rows(self, step) -> None:
-        p2 = step.hp["keep_probs2"]
-        step.a[...] = -step.np.concatenate((p2, p2))
-        step.b[...] = 0
-
-    def coefficients(self, step) -> None:
-        xp, M2 = step.np, step.hp["keep_matrix2"]
-        xp.multiply(step.G, M2, out=step.K1)
-        xp.multiply(step.S.mT, M2.mT, out=step.K2)
-
-
-class VaeRule(L2Rule):
+class VaeRule:
     """Linear VAE, in the reference's order (``objectives.vae_grads``):
     g1 = (G P - CW2^T) / sigma^2 + P, g2T = (S^T W2T - P + e^v o W2T) / sigma^2: K1 = G,
     K2 = S^T, a = -1, b = (0, e^v), s = 1 / sigma^2, d = (1, 0); v and s (the log noise) get
     the NELBO's gradients from ``extra_grads``."""
+
+    rotation = False
 
     def fill_rows(self, step) -> None:
         step.a[...] = -1
@@ -294,8 +261,7 @@ class VaeRule(L2Rule):
         return gv, gs
 
 
-RULES = {"uniform_sum": L2Rule(), "non_uniform_sum": L2Rule(), "rotation": RotationRule(),
-         "nd_exp": NdExpRule(), "vae": VaeRule()}
+RULES = {"vae": VaeRule(), **{model: KkRule(model) for model in cpu_block.MODEL_CODES}}
 
 
 class CompiledStep(PackedStep):
@@ -359,25 +325,14 @@ class GraphStep(PackedStep):
     ``graph_error`` says why."""
 
     def __init__(self, op, objective, optimizer, hp: dict, params: tuple, lr: Any,
-                 floor: float, kern: Any = None):
+                 floor: float, kern: Any = None, products: Any = None):
         super().__init__(op, objective, optimizer, hp, params, lr, floor, kern)
-        k = self.k
-        self.code = cpu_block.MODEL_CODES[objective.name]
-        self.M2 = hp.get("keep_matrix2", self.np.zeros((k, k), dtype=self.W.dtype))
+        self.products = products or self.kern      # CupyKernels: grams, coefficients, left
         self.graph_error: str | None = None
 
     def _allocate(self) -> None:
         super()._allocate()
         self.graphs: dict = {}          # (steps, which buffer holds Q) -> graph
-
-    def _epoch(self) -> None:
-        kern = self.kern
-        kern.grams(self.W, self.Q, self.S, self.G, self.floor)
-        kern.coefficients(self.code, self.S, self.G, self.M2, self.K1, self.K2, self.L1)
-        kern.left(self.W, self.Q, self.K1, self.K2, self.L1, self.prod1, self.prod2, self.E,
-                  self.rule.rotation)
-        self._apply()
-        self.Q, self.Qn = self.Qn, self.Q
 
     def run(self, steps: int, cutoffs: np.ndarray | None = None) -> None:
         graph = self._graph(steps) if self.graph_error is None else None

@@ -144,11 +144,11 @@ def test_the_small_k_cuda_epoch_equals_the_numpy_products(host_kernels, model, d
         ctypes.c_longlong(r * rows * m), k, m, rows, ptr(W), ptr(Q), ptr(host["K1"]),
         ptr(host["K2"]), ptr(host["L1"]), ptr(host["prod1"]), ptr(host["prod2"]),
         ptr(host["E"]))
-    numpy_kernels = kernels.NumpyKernels()
-    numpy_kernels.grams(W, Q, mine["S"], mine["G"], floor)
-    numpy_kernels.coefficients(model, mine["S"], mine["G"], M2, mine["K1"], mine["K2"],
+    array_products = kernels.ArrayProducts(np)
+    array_products.grams(W, Q, mine["S"], mine["G"], floor)
+    array_products.coefficients(model, mine["S"], mine["G"], M2, mine["K1"], mine["K2"],
                                mine["L1"])
-    numpy_kernels.left(W, Q, mine["K1"], mine["K2"], mine["L1"], mine["prod1"],
+    array_products.left(W, Q, mine["K1"], mine["K2"], mine["L1"], mine["prod1"],
                        mine["prod2"], mine["E"], model == 1)
     rtol = 1e-5 if dtype == np.float32 else 1e-12
     for name in ("S", "G", "K1", "K2", "prod1", "prod2") + (("L1", "E") if model == 1 else ()):

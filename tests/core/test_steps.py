@@ -56,7 +56,8 @@ def fast_steps(data, model, optimizer, form):
         steps["compiled"] = build(CompiledStep, data, model, optimizer, form)
         if form == "spectral":   # the GPU's small-k epoch, eagerly (no CUDA graph on a CPU)
             steps["graph-numpy"] = build(GraphStep, data, model, optimizer, form,
-                                         kern=kernels.NumpyKernels())
+                                         kern=kernels.NumpyKernels(),
+                                         products=kernels.ArrayProducts(np))
     if cupy_available():
         steps["packed-cupy"] = build(PackedStep, data, model, optimizer, form, backend="cupy")
     return steps
