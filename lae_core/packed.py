@@ -54,11 +54,14 @@ def packed_step(op, objective, optimizer, hp: dict, params: tuple, lr: Any, floo
     """The packed step for this namespace: compiled blocks on NumPy with Numba, else the
     array-call epoch (CuPy kernels on a GPU, NumPy calls without Numba)."""
     k = params[0].shape[-2]
-    small = k <= COMPILED_MAX_K and objective.name in cpu_block.MODEL_CODES
+    # In the covariance form the (2k r, m) x (m, m) product is the epoch: one BLAS call over
+    # all runs beats per-run products inside a compiled block, and call overhead is noise.
+    small = (k <= COMPILED_MAX_K and objective.name in cpu_block.MODEL_CODES
+             and op.form == "spectral")
     if raw_module(op.xp) is np:
         if small and cpu_block.compiled() is not None:
             return CompiledStep(op, objective, optimizer, hp, params, lr, floor)
-    elif small and op.form == "spectral":
+    elif small:
         return GraphStep(op, objective, optimizer, hp, params, lr, floor)
     return PackedStep(op, objective, optimizer, hp, params, lr, floor)
 
