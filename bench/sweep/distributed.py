@@ -1,7 +1,8 @@
 """Cells as Dask tasks: ``scheduler: local:N | cuda | tcp://HOST:PORT`` (the ``distributed`` extra).
 
-One task per cell, all its seeds as one batch, as in the serial run. A worker builds the data
-from the config's recipe once (a per-process cache keyed by the config hash), trains cells and
+One task per cell, all its seeds as one batch, as in the serial run. The data is built here and
+broadcast once to every worker (bitwise the serial run's data: a worker building it with its own
+BLAS thread count would change C's last bits); a worker keeps it per config hash, trains cells and
 returns their records; this process, the only writer, stores each record atomically as its task
 finishes, so workers need no shared file system and resume works whichever scheduler ran first.
 
@@ -27,6 +28,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Iterator
 
+from lae_core import Dataset
 from lae_core.backend import backend_name
 
 from ..errors import UsageError
@@ -51,29 +53,32 @@ _worker_sweeps: dict[str, Sweep] = {}     # this worker process's sweep (its dat
 _worker_lock = threading.Lock()           # a worker with several threads loads the data once
 
 
-def worker_sweep(config: SweepConfig) -> Sweep:
-    """This worker's sweep of ``config``, its data loaded on first use and kept for the next
-    tasks (only the latest config's: one sweep's data in memory at a time)."""
+def worker_sweep(config: SweepConfig, dataset: Dataset) -> Sweep:
+    """This worker's sweep of ``config`` on the client's ``dataset`` (broadcast once to every
+    worker: built here, a worker's BLAS thread count would change C's last bits and, through
+    long Adam runs, epochs-to-threshold), kept for the next tasks (only the latest config's:
+    one sweep's data in memory at a time)."""
     with _worker_lock:
         sweep = _worker_sweeps.get(config.hash)
         if sweep is None:
             _worker_sweeps.clear()
             sweep = _worker_sweeps[config.hash] = Sweep(config, None)
-        sweep.data_fields     # the data, built from its recipe here, once per worker
+            sweep.__dict__["dataset"] = dataset       # the cached property, set
+        sweep.data_fields     # its fingerprint, once per worker
     return sweep
 
 
-def train_cell_task(config: SweepConfig, cell: Cell, seeds: list[int]
+def train_cell_task(config: SweepConfig, cell: Cell, seeds: list[int], dataset: Dataset
                     ) -> tuple[list[tuple[Record, dict | None]], float]:
     """The task of one cell: its records (and histories) and the seconds it took."""
     started = time.perf_counter()
-    results = worker_sweep(config).train_cell(cell, seeds)
+    results = worker_sweep(config, dataset).train_cell(cell, seeds)
     return results, time.perf_counter() - started
 
 
 def describe_worker(config: SweepConfig) -> dict[str, Any]:
     """What the manifest records of a worker: host, machine, BLAS threads, backend, device."""
-    sweep = worker_sweep(config)
+    sweep = Sweep(config, None)    # its namespace and machine facts; no data needed
     return {"host": socket.gethostname(), "pid": os.getpid(), "backend": backend_name(sweep.xp),
             "device": env.device_name(sweep.facts), "machine": sweep.facts["machine"],
             "blas": sweep.facts["blas"], "gpu": sweep.facts["gpu"]}
@@ -298,10 +303,15 @@ def run_cells(client, sweep: Sweep, grid: list[list[Cell]], outcome: Outcome,
 
     tasks: dict[Any, Task] = {}
     finished = as_completed(loop=client.loop)
+    dataset: Any = None
 
     def submit(curve: CurveQueue) -> None:
+        nonlocal dataset
         for cell, seeds, stored in curve.next_tasks(outcome, progress):
-            future = client.submit(train_cell_task, sweep.config, cell, seeds, pure=False,
+            if dataset is None:     # the data goes out once, when the first cell does
+                dataset = client.scatter(sweep.dataset, broadcast=True)
+            future = client.submit(train_cell_task, sweep.config, cell, seeds, dataset,
+                                   pure=False,
                                    key=f"cell-{cell.model}-{cell.optimizer}-k{cell.k}-"
                                        f"{uuid.uuid4().hex[:8]}", priority=cell.k)
             tasks[future] = Task(curve, cell, seeds, stored)
