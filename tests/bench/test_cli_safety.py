@@ -83,7 +83,7 @@ def test_output_paths_that_cannot_be_created_are_one_line_errors(tmp_path, smoke
 def test_a_concurrent_run_is_refused_and_sigterm_is_handled_like_ctrl_c(tmp_path):
     run_dir = tmp_path / "run"
     config = write_config(tmp_path / "long.yaml", models=["rotation"], optimizers=["sgd_nesterov"],
-                          k=[2, 3, 4, 5, 6, 7, 8], max_epochs=200_000, thresholds=[0.01])
+                          k=[2, 3, 4, 5, 6, 7, 8], max_epochs=10**8, thresholds=[0.01])
     proc = subprocess.Popen([sys.executable, "-m", "bench", "run", str(config), "--out",
                              str(run_dir), "--quiet"], cwd=ROOT, stderr=subprocess.PIPE,
                             text=True)
