@@ -26,14 +26,13 @@ FORM_CODES = {"spectral": 0, "covariance": 1}
 OPT_CODES = {"gd": 0, "sgd_nesterov": 1, "adam": 2}
 # constants, stored in the parameters' dtype so that Numba keeps float32 arithmetic float32
 CONSTANTS = ("momentum", "one_minus_b1", "one_minus_b2", "b2", "eps", "two", "one", "zero",
-             "floor", "floor_squared")
-(MU, OMB1, OMB2, B2, EPS, TWO, ONE, ZERO, FLOOR, FLOOR2) = range(len(CONSTANTS))
+             "floor")
+(MU, OMB1, OMB2, B2, EPS, TWO, ONE, ZERO, FLOOR) = range(len(CONSTANTS))
 
 
 def constants(dtype, floor: float) -> np.ndarray:
     """The block's scalars as a ``dtype`` array (Python floats rounded as NumPy rounds them)."""
-    return np.asarray((0.9, 1 - 0.9, 1 - 0.999, 0.999, 1e-8, 2, 1, 0, floor, floor ** 2),
-                      dtype=dtype)
+    return np.asarray((0.9, 1 - 0.9, 1 - 0.999, 0.999, 1e-8, 2, 1, 0, floor), dtype=dtype)
 
 
 try:

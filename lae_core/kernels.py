@@ -141,6 +141,7 @@ class NumbaKernels:
     def __init__(self, compiled):
         _, self._flush, self._tail = compiled
         self._spare: dict = {}
+        self._consts: dict = {}
 
     def flush(self, a: np.ndarray, floor: float) -> None:
         self._flush(a, a.dtype.type(floor), a.dtype.type(0))
@@ -149,10 +150,17 @@ class NumbaKernels:
              Qn):
         s1, s2 = (tuple(state) + self._spares(W))[:2]
         s, d = (a, b) if sd is None else sd
-        consts = cpu_block.constants(W.dtype, floor)
+        consts = self._constants(W.dtype, floor)
         self._tail(cpu_block.OPT_CODES[optimizer], W, Q, W if Qn is None else Qn, prod1, prod2,
                    E, a, b, s, d, sd is not None, s1, s2, lr, count,
                    W[0, 0] if c is None else c, c is not None, consts)
+
+    def _constants(self, dtype, floor: float) -> np.ndarray:
+        """The pass's scalars, made once per dtype and floor (not every epoch)."""
+        key = (dtype, floor)
+        if key not in self._consts:
+            self._consts[key] = cpu_block.constants(dtype, floor)
+        return self._consts[key]
 
     def _spares(self, W: np.ndarray) -> tuple:
         """Zero buffers for the state slots an optimizer does not use (the pass writes them)."""
