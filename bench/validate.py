@@ -39,7 +39,8 @@ def mapping(value: Any, path: str, allowed: Iterable[str], required: Iterable[st
     prefix = f"{path}." if path else ""
     for key in value:
         if key not in allowed:
-            raise UsageError(f"{prefix}{key}: unknown key; expected one of {', '.join(allowed)}")
+            shown = key if isinstance(key, str) and key.isprintable() else repr(key)
+            raise UsageError(f"{prefix}{shown}: unknown key; expected one of {', '.join(allowed)}")
     for key in required:
         if key not in value:
             raise UsageError(f"{prefix}{key}: missing; this key is required")
