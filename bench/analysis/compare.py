@@ -60,9 +60,9 @@ class Check:
     """One quantity of one cell, baseline against candidate.
 
     quantity: 'epochs' (median epochs to the threshold, inf = censored), 'status' (per seed)
-    or 'time' (median seconds per epoch). ratio: candidate / baseline (time: of the
-    load-adjusted per-block ratios when both sides recorded reference times). limit: the
-    allowed factor. p_value: Mann-Whitney U over chunks of blocks (time only).
+    or 'time' (median seconds per epoch). ratio: candidate / baseline (time: of the blocks
+    that had the CPU to themselves, per round with rounds). limit: the allowed factor.
+    p_value: Mann-Whitney U over rounds, or chunks of blocks (time only).
     """
 
     quantity: str

@@ -15,21 +15,29 @@ warm-up block excluded). Beside every block the sweep records (``bench.perf.refe
   2-core VM the reference slowed 1.1-2.9x while the clean epochs slowed 0.8-1.4x). When the
   medians of the two sides' reference times differ by more than ``REFERENCE_TOLERANCE``, the
   two sides did not run under the same conditions and the time is not judged (the
-  thresholds' ``reference_factor``, default ``REFERENCE_TOLERANCE``).
+  thresholds' ``reference_factor``, default ``REFERENCE_TOLERANCE``). Sides of interleaved
+  rounds share the machine's drift by construction; for them a reference difference beyond
+  the tolerance refuses only when the rounds show it consistently (Mann-Whitney on the rounds'
+  reference medians, p < ``alpha``): load on one side's runs, not the weather.
 
 Records without these (older runs, other tools) fall back to every block, with a note that
 load is not accounted for there.
 
 Independence. Neighbouring blocks share the machine's state, so they are not independent
-samples: the clean blocks are cut into up to ``TIMING_CHUNKS`` contiguous chunks and each
-chunk's median is one sample; the test runs on those.
+samples. A side made of several rounds (``lae-bench interleave``: the same sweep run again and
+again, alternately with the other side's code) gives one sample per round: the median of its
+clean blocks. A side of one run falls back to cutting its clean blocks into up to
+``TIMING_CHUNKS`` contiguous chunks, each chunk's median one sample. Only rounds run alternately
+with the other side's also share its conditions: a machine whose speed drifts between runs (a
+VM's host, measured here: 1.3-2x for a minute after both cores were busy) moves two separate
+runs apart, and then the reference check above can only refuse to judge.
 
 Decision (asv's rule: big enough and not noise): a regression when the ratio of the median
 clean-block epoch times, candidate over baseline, exceeds the cell's ``time_factor`` AND a
 one-sided Mann-Whitney U test on the chunk medians gives p < ``alpha``; an improvement the same
 way below 1 / factor.
-With 8 chunks a side the smallest p is 1/12870; with fewer than 5 a side, p cannot go below
-0.01 and nothing is flagged at the default alpha.
+With 8 samples a side the smallest p is 1/12870, with 6 rounds 1/924, with 5 rounds 1/252; with
+fewer than 5 a side, p cannot go below 0.01 and nothing is flagged at the default alpha.
 """
 from __future__ import annotations
 
@@ -52,14 +60,16 @@ RAW_NOTE = "no CPU shares or reference times recorded: machine load not accounte
 @dataclass(frozen=True)
 class TimingSamples:
     """One side of a cell: its batch's per-block epoch times, the same-run reference times and
-    CPU shares beside them.
+    CPU shares beside them, over one or more rounds.
 
     epoch_s: (b,) seconds per epoch per block; reference_s: (b,) seconds per reference
-    product, or None; cpu_share: (b,) training-thread CPU time / wall time, or None."""
+    product, or None; cpu_share: (b,) training-thread CPU time / wall time, or None;
+    rounds: (b,) the round of each block, or None for one run."""
 
     epoch_s: np.ndarray
     reference_s: np.ndarray | None = None
     cpu_share: np.ndarray | None = None
+    rounds: np.ndarray | None = None
 
     @property
     def has_reference(self) -> bool:
@@ -76,10 +86,34 @@ class TimingSamples:
         """The epoch times of the clean blocks, in block order."""
         return self.epoch_s[self.clean]
 
+    @property
+    def has_rounds(self) -> bool:
+        return self.rounds is not None
+
+    def independent(self) -> np.ndarray:
+        """The samples the test runs on: each round's median clean-block epoch time (rounds
+        without a clean block give none), or for one run the chunk medians."""
+        if not self.has_rounds:
+            return chunk_medians(self.samples())
+        return self.round_medians(self.epoch_s)
+
+    def round_medians(self, values: np.ndarray) -> np.ndarray:
+        """Per round, the median of ``values`` (b,) over its clean blocks."""
+        clean = self.clean
+        return np.array([np.median(values[clean & (self.rounds == r)])
+                         for r in np.unique(self.rounds[clean])])
+
+    def typical(self) -> float:
+        """The side's epoch time: the median of its round medians, or of its clean blocks."""
+        return float(np.median(self.independent() if self.has_rounds else self.samples()))
+
     def reference(self) -> float:
-        """Median seconds of the reference product beside the clean blocks (NaN: none)."""
+        """Median seconds of the reference product beside the clean blocks (NaN: none); with
+        rounds, the median of the rounds' medians."""
         if not self.has_reference or not self.clean.any():
             return np.nan
+        if self.has_rounds:
+            return float(np.median(self.round_medians(self.reference_s)))
         return float(np.median(self.reference_s[self.clean]))
 
 
@@ -90,7 +124,22 @@ def _per_block(runs: pd.DataFrame, column: str, size: int) -> np.ndarray | None:
 
 
 def timing_samples(runs: pd.DataFrame) -> TimingSamples:
-    """The timing samples of one side of a cell, from its records."""
+    """The timing samples of one side of a cell, from its records: one batch per run
+    directory (a round), concatenated."""
+    sides = [_batch_samples(group) for _, group in runs.groupby("run_dir", sort=True)]
+    if len(sides) == 1:
+        return sides[0]
+    rounds = np.concatenate([np.full(s.epoch_s.size, i) for i, s in enumerate(sides)])
+    return TimingSamples(*(_joined(sides, name) for name in ("epoch_s", "reference_s",
+                                                             "cpu_share")), rounds)
+
+
+def _joined(sides: list[TimingSamples], name: str) -> np.ndarray | None:
+    parts = [getattr(side, name) for side in sides]
+    return None if any(part is None for part in parts) else np.concatenate(parts)
+
+
+def _batch_samples(runs: pd.DataFrame) -> TimingSamples:
     epoch = batch_timings(runs)
     return TimingSamples(epoch, _per_block(runs, "reference_times_s", epoch.size),
                          _per_block(runs, "block_cpu_shares", epoch.size))
@@ -115,9 +164,10 @@ class TimingChange:
 
 
 def busy_note(base: TimingSamples, cand: TimingSamples,
-              tolerance: float = REFERENCE_TOLERANCE) -> str:
+              tolerance: float = REFERENCE_TOLERANCE, alpha: float = 0.01) -> str:
     """Why the two sides' times cannot be judged ('' when both had enough clean blocks and
-    their reference products ran at the same speed)."""
+    their reference products ran at the same speed: within ``tolerance``, or with rounds on
+    both sides, no significant difference at ``alpha``)."""
     for side, s in (("baseline", base), ("candidate", cand)):
         clean = int(s.clean.sum())
         if s.cpu_share is not None and clean < MIN_CLEAN_BLOCKS:
@@ -125,11 +175,21 @@ def busy_note(base: TimingSamples, cand: TimingSamples,
                     f"the CPU to themselves (share >= {CLEAN_SHARE:g}, {MIN_CLEAN_BLOCKS} "
                     "needed); rerun it where nothing else runs")
     ratio = cand.reference() / base.reference()
-    if np.isfinite(ratio) and not 1 / tolerance <= ratio <= tolerance:
+    if not np.isfinite(ratio) or 1 / tolerance <= ratio <= tolerance:
+        return ""
+    if base.has_rounds and cand.has_rounds:
+        # Interleaved rounds share the machine's drift; only a difference the rounds show
+        # consistently (load on one side's runs) means the conditions were not the same.
+        p = float(mannwhitneyu(cand.round_medians(cand.reference_s),
+                               base.round_medians(base.reference_s)).pvalue)
+        if p >= alpha:
+            return ""
         return (f"not timed under the same conditions: the same-run reference product ran "
-                f"x{ratio:.2f} the baseline's time (tolerance x{tolerance:g}); "
+                f"x{ratio:.2f} the baseline's time, consistently over the rounds (p = {p:.2g}); "
                 "rerun both where nothing else runs")
-    return ""
+    return (f"not timed under the same conditions: the same-run reference product ran "
+            f"x{ratio:.2f} the baseline's time (tolerance x{tolerance:g}); "
+            "rerun both where nothing else runs")
 
 
 def timing_change(base: TimingSamples, cand: TimingSamples, factor: float, alpha: float,
@@ -139,21 +199,21 @@ def timing_change(base: TimingSamples, cand: TimingSamples, factor: float, alpha
     raw_ratio = float(np.median(cand.epoch_s) / np.median(base.epoch_s))
     reference_ratio = (cand.reference() / base.reference() if base.has_reference and
                        cand.has_reference else None)
-    busy = busy_note(base, cand, reference_factor)
+    busy = busy_note(base, cand, reference_factor, alpha)
     if busy:
         return TimingChange(NOT_COMPARED, None, raw_ratio, None, reference_ratio, busy)
-    b, c = base.samples(), cand.samples()
-    ratio = float(np.median(c) / np.median(b))
+    ratio = cand.typical() / base.typical()
     note = "" if base.cpu_share is not None and cand.cpu_share is not None else RAW_NOTE
     direction = REGRESSION if ratio > factor else IMPROVEMENT if ratio < 1 / factor else SAME
     if direction == SAME:
         return TimingChange(SAME, ratio, raw_ratio, None, reference_ratio, note)
-    b_chunks, c_chunks = chunk_medians(b), chunk_medians(c)
-    p = float(mannwhitneyu(c_chunks, b_chunks, alternative="greater" if direction == REGRESSION
+    b_samples, c_samples = base.independent(), cand.independent()
+    p = float(mannwhitneyu(c_samples, b_samples, alternative="greater" if direction == REGRESSION
                            else "less").pvalue)
     if p >= alpha:
-        why = (f"not significant (p = {p:.2g} >= {alpha:g} with {b_chunks.size} and "
-               f"{c_chunks.size} chunks of blocks)")
+        unit = "rounds" if base.has_rounds and cand.has_rounds else "samples"
+        why = (f"not significant (p = {p:.2g} >= {alpha:g} with {b_samples.size} and "
+               f"{c_samples.size} {unit})")
         return TimingChange(SAME, ratio, raw_ratio, p, reference_ratio,
                             "; ".join(filter(None, (why, note))))
     return TimingChange(direction, ratio, raw_ratio, p, reference_ratio, note)

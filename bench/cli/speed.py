@@ -1,8 +1,11 @@
 """Verbs about speed: ``speed`` (per-epoch time against the matmul bound), ``tune`` (learning
-rates in one batch) and ``gpu-check`` (the prepared GPU check)."""
+rates in one batch), ``interleave`` (two versions of the code timed in alternating rounds) and
+``gpu-check`` (the prepared GPU check)."""
 from __future__ import annotations
 
 import argparse
+import shlex
+import sys
 from dataclasses import asdict
 from pathlib import Path
 
@@ -11,8 +14,8 @@ from lae_core.step import STEPS
 
 GPU_CHECK_STEPS = ("info", "tests", "parity", "speed", "fig4", "summary")
 
-from ..errors import UsageError
-from ..paths import output_file
+from ..errors import EXIT_OK, EXIT_RUN_FAILED, UsageError
+from ..paths import output_dir, output_file
 from ..formatting import format_seconds
 from ..sweep.store import write_json_atomic
 
@@ -53,6 +56,7 @@ def register(verbs) -> None:
     p.add_argument("--out", type=Path, help="also write the rows as JSON to this file")
     p.set_defaults(handler=speed_command)
     register_tune(verbs)
+    register_interleave(verbs)
     register_gpu_check(verbs)
 
 
@@ -147,6 +151,53 @@ def register_tune(verbs) -> None:
                    help="let a rate where some (not all) seeds diverge be chosen; its diverged "
                    "seeds count as not reached")
     p.set_defaults(handler=tune_command)
+
+
+def register_interleave(verbs) -> None:
+    p = verbs.add_parser(
+        "interleave", help="time a baseline and a candidate version in alternating rounds",
+        description="Run one sweep ROUNDS times with each side's command, alternately (ABBA), "
+        "each run into DIR/<side>/round-NN, so that both versions are timed under the same "
+        "conditions; then `lae-bench compare DIR/baseline DIR/candidate` tests the round "
+        "medians of each cell. A side's command takes `run CONFIG --out DIR --quiet`, e.g. the "
+        "lae-bench of a virtual environment made from the baseline commit.")
+    p.add_argument("target", metavar="PRESET|CONFIG.yaml", help="the sweep both sides run")
+    p.add_argument("--baseline", required=True, type=shlex.split, metavar="CMD",
+                   help="the baseline's command, e.g. /tmp/base-venv/bin/lae-bench")
+    p.add_argument("--candidate", type=shlex.split, metavar="CMD",
+                   default=[sys.executable, "-m", "bench.cli"],
+                   help="the candidate's command (default: this installation)")
+    p.add_argument("--rounds", type=_positive_int, default=6,
+                   help="runs per side (default 6: the smallest p is then 1/924; 5 is the "
+                   "fewest that can be significant at alpha = 0.01)")
+    p.add_argument("--out", type=Path, required=True, metavar="DIR")
+    p.set_defaults(handler=interleave_command)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive integer")
+    return value
+
+
+def interleave_command(args) -> int:
+    from ..perf.interleave import SideFailed, config_file, interleave
+
+    out = output_dir(args.out, "--out")
+    config = config_file(args.target, out)
+    commands = {"baseline": args.baseline, "candidate": args.candidate}
+    try:
+        interleave(config, out, commands, args.rounds, on_run=lambda r, side: print(
+            f"round {r + 1}/{args.rounds}: {side}", file=sys.stderr, flush=True))
+    except SideFailed as exc:
+        print(f"lae-bench interleave: {exc}", file=sys.stderr)
+        return EXIT_RUN_FAILED
+    print(f"lae-bench compare {out / 'baseline'} {out / 'candidate'}   # the verdict")
+    return EXIT_OK
 
 
 def tune_command(args) -> int:

@@ -1,21 +1,25 @@
 """Measure the timing gate: its false-alarm rate under machine load and its detection rate.
 
-    python -m bench.perf.gate_check --out DIR [--repeats 20] [--slow-repeats 10]
+    python -m bench.perf.gate_check --out DIR [--repeats 20] [--slow-repeats 10] [--rounds 6]
                                     [--loaded-slow-repeats 0]
 
-1. A baseline sweep (a small config, every run to its epoch cap, so both sides time the same
-   blocks) without added load.
-2. False alarms: the same code ``--repeats`` times, each with a competing load on every core
-   (one busy-looping process per core) during the candidate's sweep; each candidate is compared
-   with the baseline at the default thresholds and its timing regressions are counted.
-3. Detection: the same sweep with a real 2x slow-down injected (every training block is run
-   twice, so each epoch does twice the work), ``--slow-repeats`` times without added load (and
-   ``--loaded-slow-repeats`` times with it); every judged cell should be flagged.
+Every trial is one ``lae-bench interleave`` of a small config (every run to its epoch cap, so
+both sides time the same blocks): ``--rounds`` rounds, baseline and candidate alternately, the
+baseline always this code, quiet. Then ``compare`` at the default thresholds judges the two
+sides' rounds, as a user's gate would.
 
-For each candidate the raw per-epoch times of every block also go through the same test without
-the CPU shares and the reference (what the gate did before), for comparison. Writes
-DIR/summary.jsonl and prints one line per candidate. The BLAS thread count is the environment's
-(set OPENBLAS_NUM_THREADS to pin it).
+1. False alarms: the candidate is the same code, with a competing load on every core (one
+   busy-looping process per core) during each of its runs; ``--repeats`` trials. Every timing
+   regression flagged is a false alarm.
+2. Detection: the candidate has a real 2x slow-down injected (every training block runs twice,
+   so each epoch does twice the work), ``--slow-repeats`` trials without added load (and
+   ``--loaded-slow-repeats`` with it); every judged cell should be flagged.
+
+Beside the gate's verdicts each trial also reports what the gate makes of the first round of
+each side alone (two separate runs, as when a stored baseline is compared), and of the raw
+per-epoch times of those two runs without CPU shares and reference (what the gate did before).
+Writes DIR/summary.jsonl and prints one line per trial. The BLAS thread count is the
+environment's (set OPENBLAS_NUM_THREADS to pin it).
 """
 from __future__ import annotations
 
@@ -25,9 +29,13 @@ import os
 import subprocess
 import sys
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 import yaml
+
+from ..sweep.store import ROUND_PREFIX
+from .interleave import SIDES, interleave
 
 CONFIG = {
     "description": "timing-gate check: every run goes to the cap, so both sides time the "
@@ -42,24 +50,19 @@ CONFIG = {
 }
 THRESHOLD = CONFIG["thresholds"][0]
 SPIN = "while True: pass"
+BASE_COMMAND = [sys.executable, "-m", "bench.cli"]
 
 
-def sweep(config: Path, out: Path, slow: bool) -> None:
-    """Run the sweep in a fresh process (``slow``: with the 2x slow-down injected)."""
-    cmd = [sys.executable, "-m", "bench.perf.gate_check", "_sweep", str(config), str(out)]
-    subprocess.run(cmd + (["--slow"] if slow else []), check=True, stdout=subprocess.DEVNULL,
-                   cwd=Path(__file__).resolve().parents[2])
+def candidate_command(slow: bool) -> list[str]:
+    """The candidate side's command: lae-bench itself, or with the 2x slow-down injected."""
+    return [sys.executable, "-m", "bench.perf.gate_check", "_slow"] if slow else BASE_COMMAND
 
 
-def _sweep_here(config: str, out: str, slow: bool) -> None:
-    """The child side of ``sweep``."""
-    if slow:
-        inject_slowdown()
-    from ..sweep.config import load_config
-    from ..sweep.runner import Sweep
-
-    outcome = Sweep(load_config(config), Path(out)).run(quiet=True)
-    sys.exit(1 if outcome.errors else 0)
+def _slow_child(argv: list[str]) -> int:
+    """The slowed candidate: lae-bench with every training block run twice."""
+    inject_slowdown()
+    from ..cli import main as lae_bench
+    return lae_bench(argv)
 
 
 def inject_slowdown() -> None:
@@ -95,9 +98,10 @@ class Load:
             proc.wait()
 
 
-def judge(baseline: Path, candidate: Path) -> dict:
-    """Timing verdicts of one candidate: the gate's (``compare`` at the default limits) and
-    those of the same test on raw per-epoch times."""
+def judge(out: Path) -> dict:
+    """Timing verdicts of one trial: the gate's on every round (``compare`` at the default
+    limits), the gate's on the first round of each side alone, and the same test on those two
+    runs' raw per-epoch times."""
     from ..analysis.compare import compare, load_cells, with_identity
     from ..analysis.stats import load_results
     from ..analysis.thresholds import Thresholds
@@ -106,30 +110,30 @@ def judge(baseline: Path, candidate: Path) -> dict:
 
     thresholds = Thresholds(d_align_threshold=THRESHOLD)
     limits = thresholds.default
-    gated = [cell.check("time") for cell in compare(baseline, candidate, thresholds).cells]
-    frames = with_identity(load_results(baseline, THRESHOLD), load_results(candidate, THRESHOLD))
-    base, cand = (load_cells(frame, THRESHOLD) for frame in frames)
-    keys = sorted(base.keys() & cand.keys())
-    pairs = [(timing_samples(base[key].runs), timing_samples(cand[key].runs)) for key in keys]
-    raw = [timing_change(TimingSamples(b.epoch_s), TimingSamples(c.epoch_s), limits.time_factor,
-                         limits.alpha) for b, c in pairs]
-    raw_full = [timing_change(b, c, limits.time_factor, limits.alpha) for b, c in pairs]
+    first = [out / side / f"{ROUND_PREFIX}00" for side in SIDES]
+    gated = [cell.check("time") for cell in compare(out / "baseline", out / "candidate",
+                                                    thresholds).cells]
+    alone = [cell.check("time") for cell in compare(*first, thresholds).cells]
+    base, cand = (load_cells(frame, THRESHOLD) for frame in
+                  with_identity(*(load_results(d, THRESHOLD) for d in first)))
+    raw = [timing_change(TimingSamples(timing_samples(base[key].runs).epoch_s),
+                         TimingSamples(timing_samples(cand[key].runs).epoch_s),
+                         limits.time_factor, limits.alpha) for key in sorted(base)]
     ratios = [c.ratio for c in gated if c.ratio is not None] or [float("nan")]
-    refs = [c.reference_ratio for c in raw_full if c.reference_ratio is not None] or [
-        float("nan")]
     return {"cells": len(gated),
             "timing_regressions": sum(c.verdict == REGRESSION for c in gated),
             "not_judged": sum(c.verdict == NOT_COMPARED for c in gated),
-            "raw_regressions": sum(c.verdict == REGRESSION for c in raw),
             "min_ratio": min(ratios), "max_ratio": max(ratios),
-            "max_raw_ratio": max(c.ratio for c in raw),
-            "reference_ratios": [min(refs), max(refs)]}
+            "one_round_regressions": sum(c.verdict == REGRESSION for c in alone),
+            "one_round_not_judged": sum(c.verdict == NOT_COMPARED for c in alone),
+            "raw_regressions": sum(c.verdict == REGRESSION for c in raw),
+            "max_raw_ratio": max(c.ratio for c in raw)}
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if argv and argv[0] == "_sweep":
-        _sweep_here(argv[1], argv[2], "--slow" in argv)
+    if argv and argv[0] == "_slow":
+        return _slow_child(argv[1:])
     p = argparse.ArgumentParser(prog="python -m bench.perf.gate_check", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", type=Path, required=True)
@@ -137,33 +141,28 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--slow-repeats", type=int, default=10)
     p.add_argument("--loaded-slow-repeats", type=int, default=0,
                    help="2x slow-downs timed under load too (default 0)")
+    p.add_argument("--rounds", type=int, default=6, help="rounds per trial (default 6, as "
+                   "lae-bench interleave)")
     args = p.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     config = args.out / "gate.yaml"
     config.write_text(yaml.safe_dump(CONFIG))
-    baseline = args.out / "baseline"
-    if not (baseline / "records").is_dir():      # an earlier call's baseline is reused
-        sweep(config, baseline, slow=False)
-    rows = []
     plan = ([("same code, loaded", "same-loaded", False, True)] * args.repeats
             + [("2x slower, quiet", "slow-quiet", True, False)] * args.slow_repeats
             + [("2x slower, loaded", "slow-loaded", True, True)] * args.loaded_slow_repeats)
     for what, prefix, slow, loaded in plan:
-        candidate = next(args.out / f"{prefix}-{i:02d}" for i in range(1000)
-                         if not (args.out / f"{prefix}-{i:02d}").exists())
-        if loaded:
-            with Load():
-                sweep(config, candidate, slow)
-        else:
-            sweep(config, candidate, slow)
-        row = {"candidate": candidate.name, "what": what, **judge(baseline, candidate)}
-        rows.append(row)
-        print(f"{row['candidate']}  {what:18}  {row['timing_regressions']:2d}/{row['cells']} "
-              f"flagged, {row['not_judged']:2d} not judged (busy)  (raw times: "
-              f"{row['raw_regressions']:2d} flagged)  gate ratios "
-              f"{row['min_ratio']:.2f}..{row['max_ratio']:.2f}, raw up to "
-              f"x{row['max_raw_ratio']:.2f}, reference x{row['reference_ratios'][0]:.2f}.."
-              f"{row['reference_ratios'][1]:.2f}", flush=True)
+        trial = next(args.out / f"{prefix}-{i:02d}" for i in range(1000)
+                     if not (args.out / f"{prefix}-{i:02d}").exists())
+        interleave(config, trial, {"baseline": BASE_COMMAND, "candidate": candidate_command(slow)},
+                   args.rounds, conditions=lambda side: Load() if loaded and side == "candidate"
+                   else nullcontext())
+        row = {"trial": trial.name, "what": what, "rounds": args.rounds, **judge(trial)}
+        print(f"{row['trial']}  {what:18}  {row['timing_regressions']:2d}/{row['cells']} "
+              f"flagged, {row['not_judged']:2d} not judged, gate ratios "
+              f"{row['min_ratio']:.2f}..{row['max_ratio']:.2f}  | one round alone: "
+              f"{row['one_round_regressions']:2d} flagged, {row['one_round_not_judged']:2d} not "
+              f"judged; raw times {row['raw_regressions']:2d} flagged (up to "
+              f"x{row['max_raw_ratio']:.2f})", flush=True)
         with (args.out / "summary.jsonl").open("a") as log:   # kept if the run is cut short
             log.write(json.dumps(row) + "\n")
     return 0

@@ -25,6 +25,7 @@ from ..errors import UsageError
 from .record import SCHEMA_VERSION, Record, check_readable, jsonable
 
 MANIFEST = "manifest.json"
+ROUND_PREFIX = "round-"      # the rounds of one side of `lae-bench interleave`: round-00, ...
 
 
 def record_key(model: str, optimizer: str, k: int, lr: float, seed: int) -> str:
@@ -111,15 +112,24 @@ def load_history(run_dir: str | Path, history_file: str | None
         return {name: z[name] for name in z.files}
 
 
+def with_rounds(run_dir: str | Path) -> list[str | Path]:
+    """A run directory, or for one side of ``lae-bench interleave`` (a folder of round-NN run
+    directories and no manifest of its own) its rounds, in order."""
+    path = Path(run_dir)
+    rounds = sorted(p for p in path.glob(f"{ROUND_PREFIX}*") if (p / MANIFEST).is_file())
+    return [run_dir] if (path / MANIFEST).exists() or not rounds else rounds
+
+
 def records_frame(run_dirs: str | Path | Iterable[str | Path]):
     """All records of one or more run directories as a pandas DataFrame, one row per run.
 
     Nested fields are flattened: ``epochs_to_0.3``, ``final_d_align``, ...; ``run_dir`` says
-    where each row came from. This is the one call to load results into pandas.
+    where each row came from (a side of ``lae-bench interleave`` counts as its rounds). This is the one call to load results into pandas.
     """
     import pandas as pd
 
     dirs = [run_dirs] if isinstance(run_dirs, (str, Path)) else list(run_dirs)
+    dirs = [round_dir for run_dir in dirs for round_dir in with_rounds(run_dir)]
     rows = []
     for run_dir in dirs:
         for rec in (r.to_json() for r in load_records(run_dir)):

@@ -123,3 +123,77 @@ def test_the_reference_tolerance_is_a_threshold(tmp_path):
     assert compare(base, other).cells[0].check("time").verdict == NOT_COMPARED
     loose = parse_thresholds({"default": {"reference_factor": 2.0}})
     assert compare(base, other, loose).cells[0].check("time").verdict == REGRESSION
+
+
+# --- interleaved rounds (lae-bench interleave) --------------------------------------------------
+# Measured on this project's VM: the machine's speed changes from one process to the next
+# without taking CPU time away, epochs x1.3 and the short reference product x1.9 at once.
+EPOCH_DRIFT, REFERENCE_DRIFT = 1.3, 1.9
+
+
+def rounds_side(rng, rounds: int = 6, *, slowdown: float = 1.0, preempted: float = 0.0,
+                loaded_reference: float = 1.0) -> TimingSamples:
+    """One side of ``rounds`` separate runs, each in a random machine state (fast or slow);
+    loaded_reference: load on every run of this side slows its reference product."""
+    parts = []
+    for _ in range(rounds):
+        slow = rng.random() < 0.5
+        s = side(rng, preempted=preempted, slowdown=slowdown * (EPOCH_DRIFT if slow else 1.0),
+                 blocks=40)
+        ref = s.reference_s * (REFERENCE_DRIFT / EPOCH_DRIFT if slow else 1.0) * loaded_reference
+        parts.append(TimingSamples(s.epoch_s, ref, s.cpu_share))
+    return TimingSamples(*(np.concatenate([getattr(p, f) for p in parts])
+                           for f in ("epoch_s", "reference_s", "cpu_share")),
+                         np.repeat(np.arange(rounds), 40))
+
+
+def round_verdicts(rng, trials: int, **candidate) -> list[str]:
+    return [timing_change(rounds_side(rng), rounds_side(rng, **candidate), LIMITS.time_factor,
+                          LIMITS.alpha).verdict for _ in range(trials)]
+
+
+def test_rounds_are_the_independent_samples():
+    rounds = TimingSamples(np.array([1.0, 3.0, 10.0, 12.0]), rounds=np.array([0, 0, 1, 1]))
+    np.testing.assert_array_equal(rounds.independent(), [2.0, 11.0])
+    assert rounds.typical() == 6.5
+
+
+def test_rounds_under_drift_raise_no_false_alarm_and_never_pass_a_2x_slowdown():
+    rng = np.random.default_rng(7)
+    same = round_verdicts(rng, 200, preempted=0.3)
+    # the states can fall all one way by chance (1 in 2^11): then the reference says so
+    assert REGRESSION not in same and same.count(SAME) >= 196
+    slow = round_verdicts(rng, 200, slowdown=2.0)
+    assert SAME not in slow and slow.count(REGRESSION) >= 196   # judged: always caught
+
+
+def test_two_separate_runs_under_drift_cannot_tell_and_say_so():
+    # what rounds fix: one run a side, the baseline fast and the candidate slowed 2x but in
+    # the slow state; the reference shows the state, so the gate does not judge
+    rng = np.random.default_rng(8)
+    base = side(rng)
+    slow = side(rng, slowdown=2.0 * EPOCH_DRIFT)
+    slow = TimingSamples(slow.epoch_s, slow.reference_s * REFERENCE_DRIFT, slow.cpu_share)
+    assert timing_change(base, slow, 1.5, 0.01).verdict == NOT_COMPARED
+
+
+def test_load_on_every_candidate_round_is_not_judged():
+    rng = np.random.default_rng(9)
+    found = round_verdicts(rng, 100, slowdown=1.6, loaded_reference=2.5)
+    assert found == [NOT_COMPARED] * 100
+    change = timing_change(rounds_side(rng), rounds_side(rng, loaded_reference=2.5), 1.5, 0.01)
+    assert "consistently over the rounds" in change.note
+
+
+def test_compare_reads_each_side_as_its_rounds(tmp_path):
+    rng = np.random.default_rng(10)
+    for name, slowdown in (("base", 1.0), ("same", 1.0), ("slow", 2.0)):
+        for r in range(6):
+            write_run(tmp_path / name / f"round-{r:02d}",
+                      _records(side(rng, slowdown=slowdown, blocks=20)))
+    same = compare(tmp_path / "base", tmp_path / "same").cells[0].check("time")
+    slow = compare(tmp_path / "base", tmp_path / "slow").cells[0].check("time")
+    assert same.verdict == SAME and slow.verdict == REGRESSION
+    assert slow.p_value == pytest.approx(1 / 924)      # 6 rounds apart: the smallest p
+    # the epoch counts are the same records six times over: one cell of 3 seeds
+    assert compare(tmp_path / "base", tmp_path / "slow").cells[0].check("epochs").verdict == SAME
