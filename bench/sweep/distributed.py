@@ -8,8 +8,10 @@ finishes, so workers need no shared file system and resume works whichever sched
 
 stop_on_failure: the cells of a curve are submitted one after another in order of k, and a
 failure skips the larger k (they are never submitted); different curves run side by side.
-Without it every pending cell is submitted at once, the largest k first (the longest tasks first
-shortens the sweep). A worker that dies mid-task has its cell rescheduled on another worker, at
+Without it every pending cell is submitted at once. Either way the work left in a cell's curve
+(``epoch_work``: its products' flops, every run to the cap) is its priority: the longest curves
+start first, so the sweep ends on short tasks rather than one worker finishing a long curve
+alone. A worker that dies mid-task has its cell rescheduled on another worker, at
 most ALLOWED_FAILURES times on a cluster started here (a running scheduler keeps its own
 ``distributed.scheduler.allowed-failures``); a cell whose task still fails gets ``error`` records
 and the sweep goes on. Ctrl-C cancels the futures and closes a cluster started here; nothing
@@ -28,10 +30,11 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Iterator
 
-from lae_core import Dataset
+from lae_core import Dataset, choose_formulation
 from lae_core.backend import backend_name
 
 from ..errors import UsageError
+from ..perf.speed import dominant_shape
 from . import env
 from .config import LOCAL_SCHEDULER, SweepConfig
 from .record import Record
@@ -42,6 +45,7 @@ INSTALL_HINT = "pip install 'lae-bench[distributed]'"
 ALLOWED_FAILURES = 2          # reschedules of a cell whose worker died, on a cluster started here
 CONNECT_TIMEOUT_S = 15.0      # an address that answers nothing within this is unreachable
 WORKER_WAIT_S = 60.0          # a running scheduler must have a worker within this
+EPOCH_OVERHEAD_FLOP = 1e6     # an epoch's fixed cost beside its main product, in flops (~20 us)
 # Thread pools a worker's libraries size at import: BLAS builds, OpenMP, Numba.
 THREAD_VARIABLES = env.THREAD_VARIABLES + ("VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS",
                                            "NUMBA_NUM_THREADS")
@@ -283,6 +287,21 @@ class CurveQueue:
         if self.sweep.stops_curve(records):
             self.failed_at = cell.k
 
+    def priority(self, cell: Cell) -> float:
+        """Dask priority of ``cell`` (higher runs first): the work left in its curve, itself
+        included, so that the longest curves start first and the last tasks are short ones
+        (fewer idle workers at the end)."""
+        return sum(epoch_work(self.sweep, c) for c in [cell, *self.cells])
+
+
+def epoch_work(sweep: Sweep, cell: Cell) -> float:
+    """A static estimate of a cell's cost per epoch: its dominant product's flops plus a fixed
+    overhead (launches, the update), as if every run went to the epoch cap."""
+    form = choose_formulation(cell.model, cell.optimizer, sweep.config.formulation)
+    (rows, inner), (_, cols) = dominant_shape(cell.model, form, cell.k, sweep.dataset.m,
+                                              sweep.dataset.n)
+    return 2.0 * rows * inner * cols + EPOCH_OVERHEAD_FLOP
+
 
 @dataclass
 class Task:
@@ -313,7 +332,8 @@ def run_cells(client, sweep: Sweep, grid: list[list[Cell]], outcome: Outcome,
             future = client.submit(train_cell_task, sweep.config, cell, seeds, dataset,
                                    pure=False,
                                    key=f"cell-{cell.model}-{cell.optimizer}-k{cell.k}-"
-                                       f"{uuid.uuid4().hex[:8]}", priority=cell.k)
+                                       f"{uuid.uuid4().hex[:8]}",
+                                   priority=curve.priority(cell))
             tasks[future] = Task(curve, cell, seeds, stored)
             finished.add(future)
 

@@ -17,6 +17,7 @@ from types import SimpleNamespace
 import pytest
 
 from bench.sweep.config import load_config, parse_config
+from bench.sweep.runner import curves
 from bench.sweep.store import load_manifest
 from bench.errors import UsageError
 
@@ -269,3 +270,19 @@ def test_local_n_starts_a_cluster_and_ctrl_c_closes_it_keeping_whole_records(tmp
     threads = str(dist.worker_threads(2, dist.usable_cores()))   # 2 x threads <= cores
     assert [w["blas"]["thread_variables"]["OPENBLAS_NUM_THREADS"]
             for w in session["workers"].values()] == [threads, threads]
+
+
+def test_the_longest_curves_go_first():
+    # Adam trains on the covariance (a 2k x m by m x m product an epoch), Nesterov on the
+    # spectrum (k x m by m x k): with the curve stopped cell by cell, a curve's next cell
+    # carries the work of the whole rest of its curve
+    config = parse_config(smoke_config(models=["rotation"], optimizers=["sgd_nesterov", "adam"],
+                                       k=[2, 4], stop_on_failure=True), name="t")
+    sweep = dist.Sweep(config, None)
+    queues = {curve[0].optimizer: dist.CurveQueue(sweep, list(curve))
+              for curve in curves(config) if curve}
+    first = {name: q.cells.pop(0) for name, q in queues.items()}
+    adam, nesterov = (queues[o].priority(first[o]) for o in ("adam", "sgd_nesterov"))
+    assert adam > nesterov
+    later = queues["adam"].cells.pop(0)
+    assert adam > queues["adam"].priority(later)      # less work left once k = 2 is done
