@@ -97,15 +97,15 @@ class TimingSamples:
             return chunk_medians(self.samples())
         return self.round_medians(self.epoch_s)
 
+    def by_round(self, values: np.ndarray) -> dict[int, float]:
+        """Round -> the median of ``values`` (b,) over that round's clean blocks."""
+        clean = self.clean
+        return {int(r): float(np.median(values[clean & (self.rounds == r)]))
+                for r in np.unique(self.rounds[clean])}
+
     def round_medians(self, values: np.ndarray) -> np.ndarray:
         """Per round, the median of ``values`` (b,) over its clean blocks."""
-        clean = self.clean
-        return np.array([np.median(values[clean & (self.rounds == r)])
-                         for r in np.unique(self.rounds[clean])])
-
-    def typical(self) -> float:
-        """The side's epoch time: the median of its round medians, or of its clean blocks."""
-        return float(np.median(self.independent() if self.has_rounds else self.samples()))
+        return np.array(list(self.by_round(values).values()))
 
     def reference(self) -> float:
         """Median seconds of the reference product beside the clean blocks (NaN: none); with
@@ -121,6 +121,20 @@ def _per_block(runs: pd.DataFrame, column: str, size: int) -> np.ndarray | None:
     values = batch_timings(runs, column)
     ok = values.size == size and size > 0 and bool(np.all(np.isfinite(values) & (values > 0)))
     return values if ok else None
+
+
+def epoch_ratio(base: TimingSamples, cand: TimingSamples) -> float:
+    """Candidate over baseline epoch time. With rounds on both sides, the median over rounds of
+    round r's candidate median over round r's baseline median: ``lae-bench interleave`` ran the
+    two back to back, so each ratio compares runs made in the same state of the machine
+    (measured here: 2x slow-downs read 1.71-2.18 this way, 1.31-2.37 as a ratio of the sides'
+    medians). Otherwise the ratio of the medians of the clean blocks."""
+    if base.has_rounds and cand.has_rounds:
+        b, c = base.by_round(base.epoch_s), cand.by_round(cand.epoch_s)
+        pairs = [c[r] / b[r] for r in sorted(b.keys() & c.keys())]
+        if pairs:
+            return float(np.median(pairs))
+    return float(np.median(cand.samples()) / np.median(base.samples()))
 
 
 def timing_samples(runs: pd.DataFrame) -> TimingSamples:
@@ -202,7 +216,7 @@ def timing_change(base: TimingSamples, cand: TimingSamples, factor: float, alpha
     busy = busy_note(base, cand, reference_factor, alpha)
     if busy:
         return TimingChange(NOT_COMPARED, None, raw_ratio, None, reference_ratio, busy)
-    ratio = cand.typical() / base.typical()
+    ratio = epoch_ratio(base, cand)
     note = "" if base.cpu_share is not None and cand.cpu_share is not None else RAW_NOTE
     direction = REGRESSION if ratio > factor else IMPROVEMENT if ratio < 1 / factor else SAME
     if direction == SAME:
