@@ -38,8 +38,10 @@ def _register_compare(verbs: argparse._SubParsersAction) -> None:
     p = verbs.add_parser("compare", help="regression gate: compare a candidate with a baseline",
                          description="Exit 0: no regression, 1: regression, 2: bad usage, "
                          "3: nothing comparable.")
-    p.add_argument("baseline", metavar="BASELINE", help="baseline run directory")
-    p.add_argument("candidate", metavar="CANDIDATE", help="candidate run directory")
+    p.add_argument("baseline", metavar="BASELINE", help="baseline run directory, or a side of "
+                   "`lae-bench interleave` (DIR/baseline: its rounds are the timing samples)")
+    p.add_argument("candidate", metavar="CANDIDATE", help="candidate run directory, or a side "
+                   "of `lae-bench interleave` (DIR/candidate)")
     p.add_argument("--thresholds", metavar="FILE",
                    help="thresholds YAML (default: built-in, as results/thresholds.yaml)")
     p.add_argument("--allow-cross-machine", action="store_true",

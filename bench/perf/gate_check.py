@@ -51,18 +51,14 @@ CONFIG = {
 THRESHOLD = CONFIG["thresholds"][0]
 SPIN = "while True: pass"
 BASE_COMMAND = [sys.executable, "-m", "bench.cli"]
+SLOW_LAE_BENCH = ("import sys; from bench.perf.gate_check import inject_slowdown; "
+                  "inject_slowdown(); from bench.cli import main; sys.exit(main(sys.argv[1:]))")
 
 
 def candidate_command(slow: bool) -> list[str]:
-    """The candidate side's command: lae-bench itself, or with the 2x slow-down injected."""
-    return [sys.executable, "-m", "bench.perf.gate_check", "_slow"] if slow else BASE_COMMAND
-
-
-def _slow_child(argv: list[str]) -> int:
-    """The slowed candidate: lae-bench with every training block run twice."""
-    inject_slowdown()
-    from ..cli import main as lae_bench
-    return lae_bench(argv)
+    """The candidate side's command: lae-bench itself, or lae-bench with the 2x slow-down
+    injected (a child process started with ``-c``: this module stays below the CLI)."""
+    return [sys.executable, "-c", SLOW_LAE_BENCH] if slow else BASE_COMMAND
 
 
 def inject_slowdown() -> None:
@@ -132,8 +128,6 @@ def judge(out: Path) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if argv and argv[0] == "_slow":
-        return _slow_child(argv[1:])
     p = argparse.ArgumentParser(prog="python -m bench.perf.gate_check", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", type=Path, required=True)

@@ -124,7 +124,8 @@ def records_frame(run_dirs: str | Path | Iterable[str | Path]):
     """All records of one or more run directories as a pandas DataFrame, one row per run.
 
     Nested fields are flattened: ``epochs_to_0.3``, ``final_d_align``, ...; ``run_dir`` says
-    where each row came from (a side of ``lae-bench interleave`` counts as its rounds). This is the one call to load results into pandas.
+    where each row came from (a side of ``lae-bench interleave`` counts as its rounds). This is
+    the one call to load results into pandas.
     """
     import pandas as pd
 
