@@ -48,18 +48,20 @@ class ArrayProducts:
     """The k x k x m products of an epoch and the rules' k x k coefficients, as NumPy or CuPy
     calls into preallocated outputs (BLAS, cuBLAS); ``CupyKernels`` has the same three as
     kernels of its own, which a CUDA graph can capture. W, Q (r, 2k, m); S, G, K1, K2, L1
-    (r, k, k); prod1, prod2, E (r, k, m)."""
+    (r, k, k); prod1, prod2, E (r, k, m). ``flush``: the kernel set's own (in place, no
+    temporary on the epoch path); NumPy's by default."""
 
-    def __init__(self, xp: Any):
+    def __init__(self, xp: Any, flush: Any = None):
         self.xp = xp
+        self.flush = flush or NumpyKernels.flush
 
     def grams(self, W, Q, S, G, floor: float) -> None:
         """S = P W1^T, G = W2T W2T^T (P = Q[:, :k]), flushed."""
         xp, k = self.xp, S.shape[1]
         xp.matmul(Q[:, :k], W[:, :k].mT, out=S)
         xp.matmul(W[:, k:], W[:, k:].mT, out=G)
-        for a in (S, G):
-            a[xp.abs(a) < floor] = 0
+        self.flush(S, floor)
+        self.flush(G, floor)
 
     def coefficients(self, model: int, S, G, M2, K1, K2, L1) -> None:
         """``cpu_block.MODEL_CODES``: 0 L2 (K1 = 2G, K2 = 2S^T), 1 RAG (also L1 = -A,
@@ -92,7 +94,8 @@ class NumpyKernels:
     def __init__(self):
         self._g: dict = {}
 
-    def flush(self, a: np.ndarray, floor: float) -> None:
+    @staticmethod
+    def flush(a: np.ndarray, floor: float) -> None:
         a[np.abs(a) < floor] = 0
 
     def tail(self, optimizer, W, Q, prod1, prod2, E, a, b, sd, lr, state, count, floor, c,

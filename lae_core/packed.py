@@ -84,7 +84,7 @@ class PackedStep:
         self.op, self.objective, self.optimizer, self.hp = op, objective, optimizer, hp
         self.np = raw_module(op.xp)
         self.kern = kern or kernels.for_module(self.np)
-        self.products = kernels.ArrayProducts(self.np)
+        self.products = kernels.ArrayProducts(self.np, self.kern.flush)
         self.floor = floor
         self.rule = RULES[objective.name]
         W1, W2 = params[0], params[1]
