@@ -370,9 +370,10 @@ class Sweep:
 
     def _reference_clock(self, cell: Cell, on_eval: Callable[[int, np.ndarray], None] | None
                          ) -> ReferenceClock:
-        """The same-run reference product timed beside every block (the timing gate's)."""
+        """The same-run reference product timed beside every block (the timing gate's), on
+        the namespace that trains the cell."""
         form = choose_formulation(cell.model, cell.optimizer, self.config.formulation)
-        return ReferenceClock(self.xp, self.config.dtype, cell.model, form, cell.k,
+        return ReferenceClock(self.backend_for(cell), self.config.dtype, cell.model, form, cell.k,
                               self.dataset.m, self.dataset.n, self.config.eval_every, on_eval)
 
     def _run_record(self, cell: Cell, batch, run, clock: ReferenceClock) -> Record:
