@@ -244,8 +244,9 @@ def test_tasks_cancelled_under_the_sweep_stop_it_without_records(tmp_path):
 @pytest.mark.slow
 def test_local_n_starts_a_cluster_and_ctrl_c_closes_it_keeping_whole_records(tmp_path):
     psutil = pytest.importorskip("psutil")     # a dependency of distributed
+    # the nd curve (lr 1e-9: never reaches) would run to a 10^8 cap: only the signal ends it
     config = write_config(tmp_path / "int.yaml", models=["nd", "non_uniform_sum"],
-                          optimizers=["sgd_nesterov"], k=[2], max_epochs=40_000,
+                          optimizers=["sgd_nesterov"], k=[2], max_epochs=10**8,
                           lr=curve_rates(tmp_path / "rates.yaml", nd=1e-9,
                                          non_uniform_sum=1e-3))
     run_dir = tmp_path / "run"

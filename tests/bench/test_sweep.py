@@ -74,11 +74,13 @@ def test_module_entry_point_in_a_subprocess(tmp_path):
 @pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGINT], ids=["kill", "ctrl-c"])
 def test_interrupted_sweep_leaves_whole_records_and_resume_finishes(tmp_path, signum):
     # First curve reaches fast; the second (lr 1e-9: never) runs to a long cap: kill it there.
+    # An evaluation every epoch keeps that curve seconds long even with the compiled step (at
+    # every 10th, it could end between the test's last look and the signal).
     rates = tmp_path / "rates.yaml"
     rates.write_text("non_uniform_sum: {sgd_nesterov: 1e-3}\nrotation: {sgd_nesterov: 1e-9}\n")
     config = write_config(tmp_path / "kill.yaml", models=["non_uniform_sum", "rotation"],
                           optimizers=["sgd_nesterov"], k=[2], lr=str(rates),
-                          max_epochs=40_000)
+                          max_epochs=40_000, eval_every=1)
     run_dir = tmp_path / "run"
     proc = subprocess.Popen([sys.executable, "-m", "bench", "run", str(config), "--out",
                              str(run_dir), "--quiet"], cwd=ROOT, stdout=subprocess.DEVNULL,
