@@ -19,8 +19,8 @@ from .hyper import device_hyperparameters, preset_hyperparameters, validate_hype
 from .objectives import draw_cutoffs, get_objective
 from .operators import into_basis, make_operator, out_of_basis
 from .optim import ROTATION_EQUIVARIANT, get_optimizer
-from .packed import packed_step, packed_unsupported
-from .step import STEPS, ReferenceStep
+from .steps import STEPS, ReferenceStep
+from .steps.packed import packed_step, packed_unsupported
 
 INIT_SCALE = 1e-4
 
@@ -70,7 +70,7 @@ class BatchResult:
     hyperparameters: dict[str, Any]
     runs: list[RunResult]
     wall_time: float
-    step: str = "reference"   # which training step ran (lae_core.step)
+    step: str = "reference"   # which training step ran (lae_core.steps)
 
 
 def choose_formulation(model: str, optimizer: str, requested: str = "auto") -> str:
@@ -117,7 +117,7 @@ def run_batch(dataset: Dataset, model: str, optimizer: str, k: int,
 
     lrs, seeds: one per run. initial: optional host (W1 (r, k, m), W2 (r, m, k)) replacing the
     seeded draw. step: 'auto' (the packed step where it supports the model, formulation and
-    namespace, else the reference step), 'reference' or 'packed' (see ``lae_core.step``).
+    namespace, else the reference step), 'reference' or 'packed' (see ``lae_core.steps``).
     on_eval(epoch, d_align of the runs still active) is called at every evaluation.
     """
     objective = get_objective(model)

@@ -10,7 +10,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from lae_core import MODELS, OPTIMIZERS, synthetic
-from lae_core.step import STEPS
+from lae_core.steps import STEPS
 
 GPU_CHECK_STEPS = ("info", "tests", "parity", "speed", "fig4", "summary")
 

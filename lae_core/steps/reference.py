@@ -23,9 +23,9 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from . import backend as be
-from .metrics import all_metrics, d_align
-from .optim import select_runs
+from .. import backend as be
+from ..metrics import all_metrics, d_align
+from ..optim import select_runs
 
 STEPS = ("auto", "reference", "packed")
 

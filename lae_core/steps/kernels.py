@@ -228,7 +228,7 @@ __global__ void lae_tail(const long long total, const int k, const int m,
 """
 # The rest of a small-k epoch as kernels, so that the eigenbasis epoch needs no cuBLAS call and
 # a block of epochs can be captured as one CUDA graph (CuPy refuses cuBLAS during capture). One
-# thread per output, no synchronisation: tests/core/test_cuda_source.py runs them on the host.
+# thread per output, no synchronisation: tests/core/steps/test_cuda_source.py runs them on the host.
 CUDA_SMALL_K_SOURCE = r"""
 template<typename T>
 __global__ void lae_grams(const long long total, const int k, const int m,

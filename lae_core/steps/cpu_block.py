@@ -10,7 +10,7 @@ block (a large batch is then no slower per run-epoch than single runs).
 The arithmetic is ``packed.py``'s (read its module docstring for the packed layout and the
 coefficients K1, K2, L1, a, b), in the reference's operation order. The VAE is left to the
 array-call epoch: its e^v must come from NumPy's exp, which differs from libm's by one ulp for
-a few per cent of arguments, a difference Adam amplifies (see tests/core/test_steps.py).
+a few per cent of arguments, a difference Adam amplifies (see tests/core/steps/test_steps.py).
 
 Numba is optional: ``compiled()`` is None without it and the packed step falls back to its
 array-call epoch.

@@ -22,11 +22,11 @@ from typing import Any
 import array_api_compat
 import numpy as np
 
-from . import backend as be
+from .. import backend as be
 from . import cpu_block, kernels
-from .metrics import all_metrics, d_align
-from .optim import AdamState, MomentumState, select_runs
-from .step import finite_runs, pack_evaluation
+from ..metrics import all_metrics, d_align
+from ..optim import AdamState, MomentumState, select_runs
+from .reference import finite_runs, pack_evaluation
 
 PACKED_MODELS = ("uniform_sum", "non_uniform_sum", "rotation", "nd_exp", "vae")
 PACKED_FORMS = ("spectral", "covariance")

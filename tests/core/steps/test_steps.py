@@ -7,13 +7,14 @@ import pytest
 
 from lae_core import backend as be
 from lae_core.backend import cupy_available
-from lae_core import cpu_block, kernels, synthetic
+from lae_core import synthetic
+from lae_core.steps import cpu_block, kernels
 from lae_core.hyper import device_hyperparameters, preset_hyperparameters
 from lae_core.objectives import get_objective
 from lae_core.operators import into_basis, make_operator
 from lae_core.optim import get_optimizer
-from lae_core.packed import PACKED_MODELS, CompiledStep, GraphStep, PackedStep
-from lae_core.step import ReferenceStep
+from lae_core.steps.packed import PACKED_MODELS, CompiledStep, GraphStep, PackedStep
+from lae_core.steps import ReferenceStep
 from lae_core.train import ConfigurationError, initial_weights, make_step, run_batch
 
 OPTIMIZERS = ("gd", "sgd_nesterov", "adam")

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from lae_core import backend as be
-from lae_core import kernels
+from lae_core.steps import kernels
 
 SHIM = r"""
 #include <cmath>
