@@ -15,13 +15,15 @@ as kernels of its own, for ``packed.GraphStep``.
 - ``NumpyKernels``: NumPy calls with ``out=``; the fallback without Numba and the oracle of
   the other two.
 - ``NumbaKernels``: the same arithmetic compiled in one loop nest (the CPU default).
-- ``CupyKernels``: the same arithmetic as one CUDA kernel (``cupy.RawModule``).
+- ``CupyKernels``: the same arithmetic as one CUDA kernel (``cuda/tail.cu``; the small-k
+  products in ``cuda/small_k.cu``), compiled at run time by ``cupy.RawModule``.
 
 Scalars follow the arrays' dtype exactly as NumPy's weak-scalar rules do in ``optim``.
 """
 from __future__ import annotations
 
 import math
+from importlib import resources
 from typing import Any
 
 import numpy as np
@@ -173,127 +175,16 @@ class NumbaKernels:
         return self._spare[key]
 
 
-CUDA_SOURCE = r"""
-template<typename T>
-__global__ void lae_flush(T* a, const long long size, const T floor) {
-    long long idx = (long long)blockIdx.x * blockDim.x + threadIdx.x;
-    if (idx < size && fabs(a[idx]) < floor) a[idx] = (T)0;
-}
-
-template<typename T, int OPT>
-__global__ void lae_tail(const long long total, const int k, const int m,
-        T* __restrict__ W, const T* __restrict__ Q, const T* __restrict__ prod1,
-        const T* __restrict__ prod2, const T* __restrict__ E, const int has_e,
-        const T* __restrict__ a, const T* __restrict__ b, const T* __restrict__ s,
-        const T* __restrict__ d, const int has_sd, const T* __restrict__ lr,
-        T* __restrict__ s1, T* __restrict__ s2,
-        const T c1, const T c2, const T c3, const T c4, const T c5, const T c6,
-        const T floor, const T* __restrict__ c, T* __restrict__ Qn, const int write_q) {
-    const long long idx = (long long)blockIdx.x * blockDim.x + threadIdx.x;
-    if (idx >= total) return;
-    const int k2 = 2 * k;
-    const long long per_run = (long long)k2 * m, half = (long long)k * m;
-    const long long i = idx / per_run;
-    const int q = (int)((idx % per_run) / m);
-    const int j = (int)(idx % m);
-    T g;
-    if (q < k) {
-        g = prod1[i * half + (long long)q * m + j]
-            + a[i * k2 + q] * Q[i * per_run + (long long)(q + k) * m + j];
-    } else {
-        g = prod2[i * half + (long long)(q - k) * m + j]
-            + a[i * k2 + q] * Q[i * per_run + (long long)(q - k) * m + j];
-    }
-    g = g + b[i * k2 + q] * W[idx];
-    if (has_e && q < k) g = g + E[i * half + (long long)q * m + j];
-    if (has_sd) g = g * s[i * k2 + q] + d[i * k2 + q] * Q[idx];
-    T p = W[idx];
-    if (OPT == 0) {
-        p = p - lr[i] * g;
-    } else if (OPT == 1) {
-        const T buf = s1[idx] * c1 + g;
-        s1[idx] = buf;
-        p = p - (buf * c1 + g) * lr[i];
-    } else {
-        const T mu = (g - s1[idx]) * c1 + s1[idx];
-        const T nu = (g * c2) * g + s2[idx] * c3;
-        s1[idx] = mu;
-        s2[idx] = nu;
-        p = p - (mu / (sqrt(nu) / c5 + c6)) * (lr[i] / c4);
-    }
-    if (fabs(p) < floor) p = (T)0;
-    W[idx] = p;
-    if (write_q) Qn[idx] = p * c[j];
-}
-"""
-# The rest of a small-k epoch as kernels, so that the eigenbasis epoch needs no cuBLAS call and
-# a block of epochs can be captured as one CUDA graph (CuPy refuses cuBLAS during capture). One
-# thread per output, no synchronisation: tests/core/steps/test_cuda_source.py runs them on the host.
-CUDA_SMALL_K_SOURCE = r"""
-template<typename T>
-__global__ void lae_grams(const long long total, const int k, const int m,
-        const T* __restrict__ W, const T* __restrict__ Q, T* __restrict__ S,
-        T* __restrict__ G, const T floor) {
-    // S = P W1^T (P = Q[:k]) and G = W2T W2T^T of every run, flushed: thread (i, which, a, b)
-    const long long idx = (long long)blockIdx.x * blockDim.x + threadIdx.x;
-    if (idx >= total) return;
-    const int kk = k * k;
-    const long long i = idx / (2 * kk);
-    const int rem = (int)(idx % (2 * kk)), which = rem / kk, a = (rem % kk) / k, b = rem % k;
-    const long long base = i * 2 * k * (long long)m;
-    const T* A = which == 0 ? Q + base + (long long)a * m : W + base + (long long)(k + a) * m;
-    const T* B = W + base + (long long)((which == 0 ? 0 : k) + b) * m;
-    T acc = (T)0;
-    for (int j = 0; j < m; ++j) acc = acc + A[j] * B[j];
-    if (fabs(acc) < floor) acc = (T)0;
-    (which == 0 ? S : G)[i * kk + a * k + b] = acc;
-}
-
-template<typename T>
-__global__ void lae_coefficients(const long long total, const int k, const int model,
-        const T* __restrict__ S, const T* __restrict__ G, const T* __restrict__ M2,
-        T* __restrict__ K1, T* __restrict__ K2, T* __restrict__ L1) {
-    // K1, K2 (and L1) of every run, as packed.py's rules: model 0 L2, 1 RAG, 2 nd_exp
-    const long long idx = (long long)blockIdx.x * blockDim.x + threadIdx.x;
-    if (idx >= total) return;
-    const int kk = k * k, p = (int)(idx % kk) / k, q = (int)(idx % k);
-    const long long i = idx / kk, at = i * kk + (long long)p * k + q;
-    const T two = (T)2, Spq = S[at], Sqp = S[i * kk + (long long)q * k + p], Gpq = G[at];
-    if (model == 2) {
-        K1[at] = Gpq * M2[p * k + q];
-        K2[at] = Sqp * M2[q * k + p];
-        return;
-    }
-    K1[at] = Gpq * two;
-    if (model == 0) {
-        K2[at] = Sqp * two;
-        return;
-    }
-    const T A = ((p < q ? Spq : (T)0) - (q < p ? Sqp : (T)0)) / two;
-    K2[at] = Sqp * two - A;
-    L1[at] = -A;
-}
-
-template<typename T>
-__global__ void lae_left(const long long total, const int k, const int m, const int rows,
-        const T* __restrict__ W, const T* __restrict__ Q, const T* __restrict__ K1,
-        const T* __restrict__ K2, const T* __restrict__ L1, T* __restrict__ prod1,
-        T* __restrict__ prod2, T* __restrict__ E) {
-    // prod1 = K1 P, prod2 = K2 W2T and (rows = 3k, RAG) E = L1 W1: thread (i, row, j)
-    const long long idx = (long long)blockIdx.x * blockDim.x + threadIdx.x;
-    if (idx >= total) return;
-    const long long i = idx / ((long long)rows * m);
-    const int q = (int)((idx / m) % rows), j = (int)(idx % m), part = q / k, a = q % k;
-    const long long base = i * 2 * k * (long long)m, kk = (long long)k * k;
-    const T* K = (part == 0 ? K1 : part == 1 ? K2 : L1) + i * kk + (long long)a * k;
-    const T* V = (part == 0 ? Q + base : part == 1 ? W + base + (long long)k * m : W + base);
-    T acc = (T)0;
-    for (int l = 0; l < k; ++l) acc = acc + K[l] * V[(long long)l * m + j];
-    (part == 0 ? prod1 : part == 1 ? prod2 : E)[i * k * (long long)m + (long long)a * m + j] = acc;
-}
-"""
 CUDA_TYPES = {"float32": "float", "float64": "double"}
 THREADS = 256
+# The CUDA C of ``CupyKernels``, shipped as package data beside this module (cuda/*.cu).
+CUDA_FILES = ("tail.cu", "small_k.cu")
+
+
+def cuda_source() -> str:
+    """The CUDA source of every kernel, read from the package (no GPU or CuPy needed)."""
+    folder = resources.files(__package__).joinpath("cuda")
+    return "".join(folder.joinpath(name).read_text(encoding="utf-8") for name in CUDA_FILES)
 
 
 class CupyKernels:
@@ -308,7 +199,7 @@ class CupyKernels:
                  for kernel in ("lae_flush", "lae_grams", "lae_coefficients", "lae_left")] + \
                 [f"lae_tail<{t},{code}>" for t in CUDA_TYPES.values()
                  for code in OPTIMIZER_CODES.values()]
-        self.module = cupy.RawModule(code=CUDA_SOURCE + CUDA_SMALL_K_SOURCE,
+        self.module = cupy.RawModule(code=cuda_source(),
                                      options=("--fmad=false",), name_expressions=names)
         for name in names:      # compile and load now: never inside a graph capture
             self.module.get_function(name)

@@ -323,7 +323,7 @@ class CompiledStep(PackedStep):
 
 class GraphStep(PackedStep):
     """The packed step on a GPU at small k in the eigenbasis: an epoch is four kernels and no
-    cuBLAS call (``kernels.CUDA_SMALL_K_SOURCE``), so a block of epochs is captured once as a
+    cuBLAS call (``cuda/small_k.cu``), so a block of epochs is captured once as a
     CUDA graph and replayed with one launch. Where capture fails the epochs run eagerly and
     ``graph_error`` says why."""
 

@@ -1,4 +1,4 @@
-"""The CUDA kernels of the packed step, checked without a GPU.
+"""The CUDA kernels of the packed step (``lae_core/steps/cuda/*.cu``), checked without a GPU.
 
 A CUDA kernel that gives each thread one element and never synchronises is a C++ function of
 its thread index. Compiled for the host with a small shim (the thread index a loop variable)
@@ -53,7 +53,7 @@ def host_kernels(tmp_path_factory):
     if shutil.which("g++") is None:
         pytest.skip("no host C++ compiler")
     folder = tmp_path_factory.mktemp("cuda_shim")
-    source = SHIM + kernels.CUDA_SOURCE + kernels.CUDA_SMALL_K_SOURCE + "".join(
+    source = SHIM + kernels.cuda_source() + "".join(
         _wrapper(f"tail_{ctype}_{code}", f"lae_tail<{ctype}, {code}>", TAIL_ARGS, ctype)
         for ctype, _ in TYPES.values() for code in kernels.OPTIMIZER_CODES.values()) + "".join(
         _wrapper(f"{name}_{ctype}", f"lae_{name}<{ctype}>", args, ctype)
@@ -170,8 +170,14 @@ def test_the_cuda_source_compiles_with_nvcc(tmp_path):
     instances += "".join(
         f"template __global__ void lae_{name}<{ctype}>({args.replace('T', ctype)});\n"
         for ctype, _ in TYPES.values() for name, args in SMALL_K_ARGS.items())
-    (tmp_path / "kernels.cu").write_text(kernels.CUDA_SOURCE + kernels.CUDA_SMALL_K_SOURCE
-                                         + instances)
+    (tmp_path / "kernels.cu").write_text(kernels.cuda_source() + instances)
     done = subprocess.run([nvcc, "--fmad=false", "-ptx", "-o", str(tmp_path / "k.ptx"),
                            str(tmp_path / "kernels.cu")], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-3000:]
+
+
+def test_every_kernel_the_cupy_set_launches_is_defined_in_the_packaged_source():
+    """The .cu files are read through importlib.resources, as an installed wheel holds them."""
+    source = kernels.cuda_source()
+    for kernel in ("lae_flush", "lae_tail", "lae_grams", "lae_coefficients", "lae_left"):
+        assert f"__global__ void {kernel}(" in source, kernel
