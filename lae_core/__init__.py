@@ -1,5 +1,7 @@
 """lae_core: backend-agnostic linear autoencoders (six objectives, three formulations,
-torch-exact optimizers, alignment metrics), batched over runs. See README.md."""
+torch-exact optimizers, alignment metrics), batched over runs. See README.md.
+
+Layer: the lowest one; nothing here imports ``bench`` (tests/test_layers.py holds this)."""
 from .backend import BackendError, cupy_available, get_namespace
 from .data import Dataset, DataError, from_samples, mnist, synthetic
 from .hyper import preset_hyperparameters

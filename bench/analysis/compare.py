@@ -37,6 +37,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import EXIT_NOTHING_COMPARABLE, EXIT_OK, EXIT_RUN_FAILED, UsageError
+from ..sweep.env import recorded_cpu_model
 from ..sweep.record import jsonable
 from ..sweep.store import load_manifest
 from .stats import cell_summary, load_results
@@ -439,12 +440,8 @@ def _timed_on(runs: pd.DataFrame) -> str:
 
 
 def _cpu_model(run_dir: str) -> str:
-    """The CPU model the manifest records (env.py's key, or a common alternative)."""
-    machine = load_manifest(run_dir).get("machine") or {}
-    for key in ("cpu_model", "cpu", "processor"):
-        if machine.get(key):
-            return str(machine[key])
-    return "unknown CPU"
+    """The CPU model the run directory's manifest records."""
+    return recorded_cpu_model(load_manifest(run_dir))
 
 
 def _censored_ratio(candidate: float, baseline: float) -> float:

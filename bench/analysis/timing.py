@@ -1,7 +1,7 @@
 """The timing gate: is a cell's epoch really slower, or was the machine busy?
 
 Samples. A cell's seeds train as one batch, timed block by block (``eval_every`` epochs each,
-warm-up block excluded). Beside every block the sweep records (``bench.perf.reference``):
+warm-up block excluded). Beside every block the sweep records (``bench.sweep.reference``):
 
 - the block's CPU share: the training thread's CPU time over the wall time. Other processes
   that take the CPU away leave it below 1, and nothing measured in the same run undoes that (a

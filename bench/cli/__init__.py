@@ -2,6 +2,9 @@
 
 Verb groups live in sibling modules, each with ``register(subparsers)`` adding its verbs and a
 ``handler`` default; handlers return an exit code.
+
+Layer: the top one; it may import everything below (lae_core, the ground modules, sweep,
+analysis, perf) and nothing imports it but ``bench.__main__``.
 """
 from __future__ import annotations
 

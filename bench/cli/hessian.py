@@ -1,5 +1,5 @@
 """The ``hessian`` verb: Hessian conditioning at the optimum against k, beside measured epochs
-(``bench.analysis.hessian``)."""
+(``bench.perf.hessian``)."""
 from __future__ import annotations
 
 import argparse
@@ -76,7 +76,7 @@ def chosen_models(args: argparse.Namespace, config_models: tuple[str, ...]) -> l
 
 
 def hessian_command(args: argparse.Namespace) -> int:
-    from ..analysis import hessian as analysis
+    from ..perf import hessian
     from ..sweep.config import load_config
     from ..sweep.dataset import load_dataset
 
@@ -85,7 +85,7 @@ def hessian_command(args: argparse.Namespace) -> int:
     if not ks or max(ks) > config.data.m:
         raise UsageError(f"--k: {ks} must lie in 2..m = {config.data.m}")
     models = chosen_models(args, config.models)
-    measured = (analysis.measured_epochs(args.runs, args.threshold)
+    measured = (hessian.measured_epochs(args.runs, args.threshold)
                 if args.runs is not None else None)
     out = output_dir(Path(args.out) if args.out else DEFAULT_OUT, "--out")
     print(f"hessian: bounds for {len(models) * len(ks)} (model, k); Lanczos within "
@@ -94,10 +94,10 @@ def hessian_command(args: argparse.Namespace) -> int:
 
     dataset = load_dataset(config.data, keep_samples=False)
     # the products run on the config's backend (CuPy where a GPU is), Lanczos on the host
-    rows = analysis.conditioning(config, dataset, models, ks, args.budget,
+    rows = hessian.conditioning(config, dataset, models, ks, args.budget,
                                  xp=get_namespace(config.backend))
-    fitted = analysis.slopes(rows, measured)
-    print(analysis.render_text(rows, measured, fitted, args.budget, args.threshold), end="")
-    for path in analysis.write_outputs(rows, measured, fitted, args.threshold, out):
+    fitted = hessian.slopes(rows, measured)
+    print(hessian.render_text(rows, measured, fitted, args.budget, args.threshold), end="")
+    for path in hessian.write_outputs(rows, measured, fitted, args.threshold, out):
         print(f"wrote {path}")
     return 0

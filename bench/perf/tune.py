@@ -2,7 +2,7 @@
 stacked run of the same (model, optimizer, k), so a whole grid costs one batched training.
 
 A rate is scored by the median over its seeds of the epochs to the headline threshold
-(``stats.median_epochs``: the midpoint rule, a run that did not reach counting as +inf, the
+(``bench.sweep.censored.median_epochs``: the midpoint rule, a run that did not reach counting as +inf, the
 median censored when half or more did not reach), the numbers ``show`` would print for it.
 Divergence is failure: a rate where any seed diverged is not eligible (``allow_divergence``
 lets it compete, its diverged seeds counting as not reached). Among the eligible rates the
@@ -19,7 +19,7 @@ import numpy as np
 
 from lae_core import Dataset, Schedule, get_objective, run_batch
 
-from ..analysis.stats import median_epochs
+from ..sweep.censored import median_epochs
 
 
 def log_grid(low: float, high: float, count: int) -> np.ndarray:

@@ -34,9 +34,9 @@ from lae_core import Dataset, choose_formulation
 from lae_core.backend import backend_name
 
 from ..errors import UsageError
-from ..perf.speed import dominant_shape
 from . import env
 from .config import LOCAL_SCHEDULER, SweepConfig
+from .flops import dominant_shape
 from .record import Record
 from .runner import Cell, Outcome, Progress, Sweep
 from .store import write_record

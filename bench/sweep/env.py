@@ -11,7 +11,7 @@ import platform
 import subprocess
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 
@@ -138,6 +138,16 @@ def build_info() -> dict[str, Any] | None:
         return None
     return {"commit": info.COMMIT, "dirty": info.DIRTY, "source": "build",
             "built_utc": info.BUILT_UTC}
+
+
+def recorded_cpu_model(facts: Mapping[str, Any]) -> str:
+    """The CPU model that ``facts`` record (a manifest, or ``collect``'s answer); manifests
+    written by hand or by other tools may name it ``cpu`` or ``processor``."""
+    machine = facts.get("machine") or {}
+    for key in ("cpu_model", "cpu", "processor"):
+        if machine.get(key):
+            return str(machine[key])
+    return "unknown CPU"
 
 
 def device_name(facts: dict[str, Any]) -> str:

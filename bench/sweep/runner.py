@@ -25,14 +25,14 @@ from lae_core import BatchResult, Dataset, Schedule, choose_formulation, get_obj
 from lae_core.backend import backend_name, get_namespace
 from lae_core.calibrate import fastest_backend
 
-from ..analysis.stats import median_epochs
 from ..errors import UsageError
 from ..formatting import format_seconds
-from ..perf.reference import ReferenceClock
 from . import env
+from .censored import median_epochs
 from .config import SweepConfig
 from .dataset import data_recipe, load_dataset
 from .record import Record
+from .reference import ReferenceClock
 from .store import (MANIFEST, load_manifest, load_records, record_key, write_manifest,
                     write_record)
 

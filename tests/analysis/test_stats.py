@@ -9,8 +9,8 @@ import pytest
 
 from bench.analysis.compare import compare
 from bench.analysis.report import write_report
-from bench.analysis.stats import (cell_summary, censored_summary, median_epochs,
-                                  midpoint_quantile)
+from bench.analysis.stats import cell_summary
+from bench.sweep.censored import censored_summary, median_epochs, midpoint_quantile
 from bench.analysis.table import figure_table, render
 from bench.sweep.store import load_manifest, records_frame, write_manifest
 

@@ -10,7 +10,8 @@ from lae_core.hyper import (device_hyperparameters, preset_hyperparameters,
                             validate_hyperparameters)
 from lae_core.operators import into_basis, make_operator
 from bench.sweep.lr_table import LrTable, load_table, save_table
-from bench.perf.speed import batch_scaling, epoch_flops, speed_row
+from bench.perf.speed import batch_scaling, speed_row
+from bench.sweep.flops import epoch_flops
 from bench.perf.tune import RateScore, best_rate, log_grid, tune_cell
 
 SCHEDULE = Schedule(thresholds=(0.3,), max_epochs=4000, eval_every=10)

@@ -4,7 +4,7 @@
    evaluation to the next. Other processes that take the CPU away (time-slicing on a busy
    machine) leave it below 1; the gate keeps only the blocks that had the CPU to themselves.
 2. A same-run reference product, a check of the conditions: a fixed matrix product of the
-   dominant shape of the cell's formulation (``speed.dominant_shape``: the same kernel, size
+   dominant shape of the cell's formulation (``flops.dominant_shape``: the same kernel, size
    and threading as the epoch's main work), with fixed random operands so that no change to
    the training code can move it. A machine that runs at another speed without taking the CPU
    away (a VM's host, a busy sibling hyperthread, another clock) shows in it; the gate does not
@@ -21,7 +21,7 @@ import numpy as np
 
 from lae_core import backend as be
 
-from .speed import dominant_shape
+from .flops import dominant_shape
 
 MAX_ROWS = 4096     # the sample form's (n, m) operand, capped: a reference, not a second X
 PRODUCTS_PER_EPOCHS = 5   # one reference product per 5 epochs of a block

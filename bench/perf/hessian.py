@@ -26,9 +26,9 @@ from lae_core.hyper import preset_hyperparameters
 
 from ..formatting import format_seconds
 from ..sweep.config import SweepConfig
-from .plots import (MODEL_COLOURS, Plot, best_lr_summary, curve_label, curves, line_style,
+from ..analysis.plots import (MODEL_COLOURS, Plot, best_lr_summary, curve_label, curves, line_style,
                     log_k_axis, new_figure, styled)
-from .stats import load_results
+from ..analysis.stats import load_results
 
 LANCZOS_TOL = 1e-6
 
