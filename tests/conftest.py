@@ -1,5 +1,8 @@
-"""Shared fixtures: one ``xp`` fixture over every array namespace that can run here."""
+"""Shared fixtures: one ``xp`` fixture over every array namespace that can run here, a small
+problem, and the smoke preset run once per session."""
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -61,3 +64,13 @@ def xp_assert_close(actual, desired, *, xp, rtol: float | None = None, atol: flo
     if rtol is None:
         rtol = 1e-5 if host.dtype == np.float32 else 1e-10
     np.testing.assert_allclose(host, to_host(desired), rtol=rtol, atol=atol, err_msg=err_msg)
+
+
+@pytest.fixture(scope="session")
+def smoke_run(tmp_path_factory) -> tuple[Path, int, str]:
+    """The smoke preset, run once for the whole session: (run dir, exit code, stdout)."""
+    from .helpers import cli
+
+    run_dir = tmp_path_factory.mktemp("smoke") / "run"
+    code, out, _ = cli("run", "smoke", "--out", run_dir, "--quiet")
+    return run_dir, code, out

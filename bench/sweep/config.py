@@ -3,8 +3,8 @@
 A sweep trains every (model, optimizer, k) cell of the config with all its seeds as one batch.
 Every invalid value raises UsageError with one line naming the key path (``models[2]``,
 ``data.spectrum.kind``), the value and what is allowed; unknown keys are errors too.
-See the README's "Config file reference" for every key; the presets in ``bench/presets/`` are
-complete examples. Relative paths in a config file are relative to that file.
+docs/configuration.md describes every key; the presets in ``bench/presets/`` are complete
+examples. Relative paths in a config file are relative to that file.
 """
 from __future__ import annotations
 
@@ -346,7 +346,7 @@ def parse_spectrum(raw: Any, m: int) -> Spectrum:
 
 
 def parse_lr(raw: Any, data_kind: str, base_dir: Path) -> LrTable:
-    """A number for every cell, 'paper' (SPEC.md's table), a table file (lr_table.py), or
+    """A number for every cell, 'paper' (the paper's table), a table file (lr_table.py), or
     ``tuned:FILE``: a table file written by ``lae-bench tune`` (the same format)."""
     if raw == "paper":
         return paper_table(data_kind)

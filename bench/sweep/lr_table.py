@@ -1,4 +1,4 @@
-"""Learning-rate tables: the paper's rates (SPEC.md) and table files, looked up by model,
+"""Learning-rate tables: the paper's rates and table files, looked up by model,
 optimizer and latent size k.
 
 A table lists, per (model, optimizer), a rate at some values of k, or one rate for every k. For a
@@ -40,8 +40,8 @@ EVERY_K = "*"     # how a rate for every k is written in files
 PAPER_K = (2, 5, 10, 20, 50, 100, 200, 300, 400, 500)
 MNIST_K = 20
 
-# SPEC.md, "The paper's learning rates", synthetic data (SGD = Nesterov). A rate for every k,
-# or {largest k of a range of PAPER_K: rate}, ranges in increasing order.
+# The paper's learning rates on synthetic data (SGD = Nesterov), as its official code sets them.
+# A rate for every k, or {largest k of a range of PAPER_K: rate}, ranges in increasing order.
 _SYNTHETIC = {
     "nd_exp":          {"sgd_nesterov": 1e-3, "adam": {50: 3e-3, 500: 1e-2}},
     "nd":              {"sgd_nesterov": 1e-3, "adam": {20: 1e-2, 500: 3e-3}},
@@ -53,7 +53,7 @@ _SYNTHETIC = {
 # The PCA learners (lae_core.learners) are not in the paper. Their rates on the same synthetic
 # spectrum (sampled c_1 ~ 144) were set by hand from trials: Nesterov 1e-3 reaches 0.3 at
 # k = 2-500 (the baselines preset, 3 seeds), Adam 3e-3 at k = 2-50 and GD 1e-2 at k = 5 (one
-# seed, 80-240 epochs; README "Baseline learners"); GD's 1e-2 is near its stability edge;
+# seed, 80-240 epochs; docs/results.md, "Baseline learners"); GD's 1e-2 is near its stability edge;
 # `lae-bench tune` refines them. eigh takes no step: its rate is a placeholder every table holds.
 _LEARNERS = {
     "gha":       {"sgd_nesterov": 1e-3, "adam": 3e-3, "gd": 1e-2},

@@ -5,7 +5,7 @@ import pytest
 
 from bench.sweep.store import records_frame
 
-from .helpers import GPU, figure4_records, write_run
+from ..helpers import GPU, figure4_records, write_run
 
 SEEDS = 3   # odd: the median of the seeds is one of them
 

@@ -12,7 +12,7 @@ from bench.analysis.compare_render import RENDERERS
 from bench.errors import EXIT_NOTHING_COMPARABLE, EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE
 from bench.analysis.thresholds import Override, Thresholds
 
-from .helpers import cell_records, write_run
+from ..helpers import cell_records, write_run
 
 RNG = np.random.default_rng(7)
 

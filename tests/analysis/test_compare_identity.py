@@ -1,4 +1,4 @@
-"""compare's cell identity: every config field that changes the numbers (issue 15, finding 3).
+"""compare's cell identity: every config field that changes the numbers.
 Cells that differ in one are different experiments; what differs is listed at the top;
 --match-by compares across a field on purpose."""
 from __future__ import annotations
@@ -12,7 +12,7 @@ from bench.analysis.compare_render import RENDERERS
 from bench.cli import main
 from bench.errors import EXIT_NOTHING_COMPARABLE, EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE
 
-from .helpers import cell_records, write_run
+from ..helpers import cell_records, write_run
 
 
 @pytest.fixture

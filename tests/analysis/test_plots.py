@@ -10,7 +10,7 @@ from bench.analysis.plots import (alignment_plots, all_plots, decoder_image_plot
                          timing_plots)
 from bench.sweep.store import records_frame
 
-from .helpers import (FIG4_KS, FIG4_PUBLISHED, cell_records, cosine_basis, decoder_arrays,
+from ..helpers import (FIG4_KS, FIG4_PUBLISHED, cell_records, cosine_basis, decoder_arrays,
                       metric_history, write_run)
 
 

@@ -9,7 +9,7 @@ import pytest
 from bench.cli import main
 from bench.analysis.plots import all_plots
 
-from .helpers import CPU, cell_records, write_run
+from ..helpers import CPU, cell_records, write_run
 
 DATA_URI = re.compile(r'<img alt="[^"]*" src="data:image/svg\+xml;base64,([A-Za-z0-9+/=]+)">')
 

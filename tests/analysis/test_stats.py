@@ -1,20 +1,18 @@
-"""The one statistics module: midpoint medians with explicit censoring, one per-epoch time,
-the same numbers in show, report, compare and tune (issue 15, finding 1)."""
+"""Midpoint medians with explicit censoring and one per-epoch time per cell: the same numbers
+in show, report, compare and tune."""
 from __future__ import annotations
 
 import math
 
-import numpy as np
 import pytest
 
 from bench.analysis.compare import compare
 from bench.analysis.report import write_report
 from bench.analysis.stats import cell_summary
-from bench.sweep.censored import censored_summary, median_epochs, midpoint_quantile
 from bench.analysis.table import figure_table, render
 from bench.sweep.store import load_manifest, records_frame, write_manifest
 
-from .helpers import cell_records, write_run
+from ..helpers import cell_records, write_run
 
 INF = math.inf
 
@@ -29,35 +27,6 @@ def sweep_run(run_dir, records):
                           "dtype": "float64", "data": {"kind": "synthetic"}}
     write_manifest(run, {k: v for k, v in manifest.items() if k != "schema_version"})
     return run
-
-
-@pytest.mark.parametrize("epochs, median, censored, straddles", [
-    ([210, 260], 235.0, False, False),                # the midpoint, not the lower value
-    ([40, None], INF, True, True),                     # half reached: censored, and says so
-    ([40, 50, None, None], INF, True, True),
-    ([40, 50, 60, None], 55.0, False, False),
-    ([10, None, None], INF, True, False),
-    ([10, 20, None], 20.0, False, False),
-    ([None], INF, True, False),
-])
-def test_median_is_the_midpoint_and_censored_when_half_or_more_did_not_reach(
-        epochs, median, censored, straddles):
-    s = censored_summary(epochs)
-    assert (s.median, s.censored, s.straddles) == (median, censored, straddles)
-    assert median_epochs(epochs) == median
-
-
-def test_quantiles_never_produce_nan_from_censored_runs():
-    assert midpoint_quantile(np.array([1.0, INF, INF]), 0.25) == INF
-    assert midpoint_quantile(np.array([1.0, 3.0, INF]), 0.25) == 2.0
-    assert math.isnan(midpoint_quantile(np.array([]), 0.5))
-    np.testing.assert_equal(
-        [midpoint_quantile(np.arange(10.0), q) for q in (0.25, 0.5, 0.75)],
-        np.quantile(np.arange(10.0), [0.25, 0.5, 0.75], method="midpoint"))
-
-
-def test_errors_are_left_out_of_the_median():
-    assert censored_summary([100, float("nan"), 300]).median == 200.0
 
 
 def test_show_says_that_a_straddling_pair_is_censored(tmp_path):

@@ -1,4 +1,4 @@
-"""The timing gate on synthetic timings (issue 15, finding 4): machine load does not read as a
+"""The timing gate on synthetic timings: machine load does not read as a
 regression (pre-empted blocks are left out; a machine running at another speed, which the
 same-run reference shows, is not judged), a real 2x slow-down is caught every time."""
 from __future__ import annotations
@@ -11,7 +11,7 @@ from bench.analysis.thresholds import Limits, parse_thresholds
 from bench.analysis.timing import (NOT_COMPARED, REGRESSION, SAME, TimingSamples,
                                    chunk_medians, epoch_ratio, timing_change)
 
-from .helpers import cell_records, write_run
+from ..helpers import cell_records, write_run
 
 LIMITS = Limits()            # the defaults: time_factor 1.5, alpha 0.01
 BLOCKS = 60                  # a cell of 600 epochs evaluated every 10

@@ -17,7 +17,7 @@ from bench.sweep.record import Record
 from bench.sweep.store import load_history, load_manifest, records_frame
 from lae_core import synthetic
 
-from .helpers import cli, records, write_config
+from ..helpers import cli, records, write_config
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -1,5 +1,5 @@
-"""What a CI job relies on from the command line (issue 15, findings 5, 6 and 8): one run per
-run directory, one-line errors for output paths, SIGTERM handled like Ctrl-C, a bare command
+"""What a CI job relies on from the command line: one run per run
+directory, one-line errors for output paths, SIGTERM handled like Ctrl-C, a bare command
 that prints its usage."""
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ import pytest
 from bench.cli import EPILOG, main
 from bench.sweep.lock import acquire, lock_path, read_lock, release
 
-from .helpers import cli, write_config
+from ..helpers import cli, write_config
 
 ROOT = Path(__file__).resolve().parents[2]
 

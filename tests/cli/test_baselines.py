@@ -13,7 +13,7 @@ from bench.sweep.config import load_config
 from bench.sweep.lr_table import PAPER_K
 from lae_core.learners import LEARNERS
 
-from .helpers import cli, records, write_config
+from ..helpers import cli, records, write_config
 
 LEARNER_GRID = dict(models=list(LEARNERS), optimizers=["sgd_nesterov"], k=[2, 4],
                     seeds=[0, 1], thresholds=[0.3], max_epochs=1500)

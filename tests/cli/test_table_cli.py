@@ -12,7 +12,7 @@ import bench.cli.run
 from bench.cli import main
 from bench.analysis.table import epochs_text
 
-from .helpers import cli
+from ..helpers import cli
 
 
 def test_show_text_has_both_tables_in_sweep_order(smoke_run):

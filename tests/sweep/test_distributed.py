@@ -21,7 +21,7 @@ from bench.sweep.runner import curves
 from bench.sweep.store import load_manifest
 from bench.errors import UsageError
 
-from .helpers import cli, records, smoke_config, write_config
+from ..helpers import cli, records, smoke_config, write_config
 
 distributed = pytest.importorskip("distributed")   # the `distributed` extra (in `test` too)
 

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from dataclasses import replace
 from pathlib import Path
 
@@ -16,7 +15,7 @@ from bench.sweep.record import SCHEMA_VERSION, Record, upgrade_schema_1
 from bench.sweep.recipe import file_recipe, synthetic_recipe
 from bench.sweep.store import load_records, records_frame
 
-from ..records import make_record, write_run
+from ..helpers import make_record, write_run
 
 BASELINES = Path(__file__).resolve().parents[2] / "results" / "baselines"
 

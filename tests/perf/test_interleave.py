@@ -1,4 +1,4 @@
-"""``lae-bench interleave`` (issue 15): two versions of the code timed in alternating rounds,
+"""``lae-bench interleave``: two versions of the code timed in alternating rounds,
 each round a fresh run directory, which ``compare`` reads as one side's independent samples."""
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from bench.perf.interleave import SideFailed, interleave, round_order
 
 from bench.cli import main
 
-from .helpers import cli, write_config
+from ..helpers import cli, write_config
 
 # A stand-in for a side's lae-bench: records which side ran which round, in order.
 FAKE_SIDE = """

@@ -1,5 +1,5 @@
-"""tune treats divergence as failure, reports the runner-up and warns at a grid edge (issue 15,
-finding 2); it requires its target (finding 8)."""
+"""tune treats divergence as failure, reports the runner-up and warns at a grid edge; it
+requires its target."""
 from __future__ import annotations
 
 from types import SimpleNamespace

@@ -1,5 +1,5 @@
-"""The commit a result records survives a non-editable install (issue 15, finding 7): setup.py
-writes it into the built package, and env.git_state reads it where no git history is left."""
+"""The commit a result records survives a non-editable install: setup.py writes it into the
+built package, and env.git_state reads it where no git history is left."""
 from __future__ import annotations
 
 import importlib.util

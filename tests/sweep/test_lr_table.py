@@ -1,4 +1,4 @@
-"""The paper's learning-rate table (SPEC.md), its k-range rule, and table files."""
+"""The paper's learning-rate table, its k-range rule, and table files."""
 from __future__ import annotations
 
 import pytest
