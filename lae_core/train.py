@@ -18,7 +18,7 @@ from .data import Dataset
 from .hyper import device_hyperparameters, preset_hyperparameters, validate_hyperparameters
 from .objectives import draw_cutoffs, get_objective
 from .operators import into_basis, make_operator, out_of_basis
-from .optim import ROTATION_EQUIVARIANT, get_optimizer
+from .optim import ROTATION_EQUIVARIANT, Optimizer, get_optimizer
 from .steps import STEPS, ReferenceStep
 from .steps.packed import packed_step, packed_unsupported
 
@@ -73,9 +73,9 @@ class BatchResult:
     step: str = "reference"   # which training step ran (lae_core.steps)
 
 
-def choose_formulation(model: str, optimizer: str, requested: str = "auto") -> str:
+def choose_formulation(model: str, optimizer: str | Optimizer, requested: str = "auto") -> str:
     """spectral for rotation-equivariant optimizers, covariance otherwise, sample for nd."""
-    get_optimizer(optimizer)
+    optimizer = get_optimizer(optimizer).name
     if get_objective(model).needs_samples:
         if requested not in ("auto", "sample"):
             raise ConfigurationError(f"formulation: {model} needs the samples; "
@@ -106,7 +106,7 @@ def initial_weights(seed: int, k: int, m: int, init_scale: float = INIT_SCALE):
     return W1, W2
 
 
-def run_batch(dataset: Dataset, model: str, optimizer: str, k: int,
+def run_batch(dataset: Dataset, model: str, optimizer: str | Optimizer, k: int,
               lrs: Sequence[float], seeds: Sequence[int], *,
               schedule: Schedule = Schedule(), hyperparameters: dict | None = None,
               dtype: str = "float64", backend: Any = "auto", formulation: str = "auto",
@@ -115,6 +115,8 @@ def run_batch(dataset: Dataset, model: str, optimizer: str, k: int,
               on_eval: Callable[[int, np.ndarray], None] | None = None) -> BatchResult:
     """Train len(seeds) runs of one (model, optimizer, k) as one batch.
 
+    optimizer: a name of ``OPTIMIZERS`` (the paper's settings) or an ``Optimizer`` with its own
+    hyperparameters (e.g. ``optim.adam(b1=0.8)``), which every step applies.
     lrs, seeds: one per run. initial: optional host (W1 (r, k, m), W2 (r, m, k)) replacing the
     seeded draw. step: 'auto' (the packed step where it supports the model, formulation and
     namespace, else the reference step), 'reference' or 'packed' (see ``lae_core.steps``).
@@ -125,7 +127,8 @@ def run_batch(dataset: Dataset, model: str, optimizer: str, k: int,
         raise ConfigurationError(f"k: {k} must be between 1 and m = {dataset.m}")
     if len(lrs) != len(seeds):
         raise ConfigurationError("one learning rate per seed is needed")
-    form = choose_formulation(model, optimizer, formulation)
+    opt = get_optimizer(optimizer)
+    form = choose_formulation(model, opt, formulation)
     xp = be.get_namespace(backend) if isinstance(backend, str) else backend
     dt = be.dtype_of(xp, dtype)
     hp_host = validate_hyperparameters(
@@ -139,7 +142,7 @@ def run_batch(dataset: Dataset, model: str, optimizer: str, k: int,
     host_params = (W1, W2) + (objective.extra_params(k, len(seeds)) if objective.extra_params
                               else ())
     lr_host = np.asarray(lrs, dtype=np.float64)
-    the_step = make_step(step, op, objective, get_optimizer(optimizer),
+    the_step = make_step(step, op, objective, opt,
                          device_hyperparameters(xp, hp_host, dt),
                          tuple(be.to_device(xp, p, dt) for p in host_params),
                          be.to_device(xp, lr_host, dt), be.flush_floor(xp, dt))
@@ -152,7 +155,7 @@ def run_batch(dataset: Dataset, model: str, optimizer: str, k: int,
     with be.quiet_float_errors():  # a diverged run's weights are NaN: no warning for that
         for run in runs:
             run.params = out_of_basis(form, dataset, *run.params[:2]) + run.params[2:]
-    return BatchResult(model, optimizer, k, form, be.backend_name(xp), dtype, hp_host, runs, wall,
+    return BatchResult(model, opt.name, k, form, be.backend_name(xp), dtype, hp_host, runs, wall,
                        the_step.name)
 
 

@@ -23,16 +23,15 @@ import numpy as np
 
 MODEL_CODES = {"uniform_sum": 0, "non_uniform_sum": 0, "rotation": 1, "nd_exp": 2}
 FORM_CODES = {"spectral": 0, "covariance": 1}
-OPT_CODES = {"gd": 0, "sgd_nesterov": 1, "adam": 2}
-# constants, stored in the parameters' dtype so that Numba keeps float32 arithmetic float32
-CONSTANTS = ("momentum", "one_minus_b1", "one_minus_b2", "b2", "eps", "two", "one", "zero",
-             "floor")
-(MU, OMB1, OMB2, B2, EPS, TWO, ONE, ZERO, FLOOR) = range(len(CONSTANTS))
+# constants, stored in the parameters' dtype so that Numba keeps float32 arithmetic float32;
+# the optimizer's numbers come separately, from ``optim.Optimizer.scalars`` (argument ``sc``)
+CONSTANTS = ("two", "zero", "floor")
+(TWO, ZERO, FLOOR) = range(len(CONSTANTS))
 
 
 def constants(dtype, floor: float) -> np.ndarray:
-    """The block's scalars as a ``dtype`` array (Python floats rounded as NumPy rounds them)."""
-    return np.asarray((0.9, 1 - 0.9, 1 - 0.999, 0.999, 1e-8, 2, 1, 0, floor), dtype=dtype)
+    """The block's constants as a ``dtype`` array (rounded as NumPy rounds Python floats)."""
+    return np.asarray((2, 0, floor), dtype=dtype)
 
 
 try:
@@ -88,24 +87,29 @@ def coefficients(model, S, G, K1, K2, L1, a, b, lam2, keep2, M2, c):
             a[p], b[p] = -keep2[p % k], c[ZERO]
 
 @_jit()
-def update(opt, p, g, s1, s2, lr, step_size, bc2, c):
+def update(opt, p, g, s1, s2, lr, sc, c):
     """One row's optimizer update in place (torch's order, as ``optim``), then its flush.
-    One loop per optimizer, free of branches but the flush, so that it vectorises."""
+    opt: ``optim.UPDATE_CODES``; sc: ``Optimizer.scalars`` of this step (Nesterov: mu;
+    Adam: 1 - b1, 1 - b2, b2, 1 - b1^t, sqrt(1 - b2^t), eps). One loop per optimizer, free
+    of branches but the flush, so that it vectorises."""
     m = p.shape[0]
     if opt == 0:
         for j in range(m):
             p[j] = p[j] - lr * g[j]
     elif opt == 1:
+        momentum = sc[0]
         for j in range(m):
-            buf = s1[j] * c[MU] + g[j]
+            buf = s1[j] * momentum + g[j]
             s1[j] = buf
-            p[j] = p[j] - (buf * c[MU] + g[j]) * lr
+            p[j] = p[j] - (buf * momentum + g[j]) * lr
     else:
+        one_minus_b1, one_minus_b2, b2, bc2, eps = sc[0], sc[1], sc[2], sc[4], sc[5]
+        step_size = lr / sc[3]
         for j in range(m):
-            mu = (g[j] - s1[j]) * c[OMB1] + s1[j]
-            nu = (g[j] * c[OMB2]) * g[j] + s2[j] * c[B2]
+            mu = (g[j] - s1[j]) * one_minus_b1 + s1[j]
+            nu = (g[j] * one_minus_b2) * g[j] + s2[j] * b2
             s1[j], s2[j] = mu, nu
-            p[j] = p[j] - (mu / (math.sqrt(nu) / bc2 + c[EPS])) * step_size
+            p[j] = p[j] - (mu / (math.sqrt(nu) / bc2 + eps)) * step_size
     for j in range(m):
         if abs(p[j]) < c[FLOOR]:
             p[j] = c[ZERO]
@@ -137,8 +141,8 @@ def left(K, V, out, zero):
                 row[j] += kaq * v[j]
 
 @_jit()
-def tail(opt, W, Q, Qn, prod1, prod2, E, rotation, scaled, a, b, s, d, s1, s2, lr,
-         step_size, bc2, cvec, spectral, g, c):
+def tail(opt, W, Q, Qn, prod1, prod2, E, rotation, scaled, a, b, s, d, s1, s2, lr, sc,
+         cvec, spectral, g, c):
     """The fused pass over one run's (2k, m) buffer; see ``kernels`` for the formula."""
     k2, m = W.shape
     k = k2 // 2
@@ -158,21 +162,21 @@ def tail(opt, W, Q, Qn, prod1, prod2, E, rotation, scaled, a, b, s, d, s1, s2, l
             sq, dq, own = s[q], d[q], Q[q]
             for j in range(m):
                 g[j] = g[j] * sq + dq * own[j]
-        update(opt, w, g, s1[q], s2[q], lr, step_size, bc2, c)
+        update(opt, w, g, s1[q], s2[q], lr, sc, c)
         if spectral:
             for j in range(m):
                 Qn[q, j] = w[j] * cvec[j]
 
 @_jit()
-def run_block(model, form, opt, steps, count, start, W, Qs, cmat, cvec, S, G, K1, K2, L1,
-              E, prod1, prod2, rows, s1, s2, lr, lam2, keep2, M2, c):
-    """``steps`` epochs of every run, from Adam's step count ``count``. W (r, 2k, m);
-    Qs (2, r, 2k, m): Q in Qs[start] and, in the eigenbasis, the next Q; rows (r, 2, 2k):
-    a, b. Returns the index of the buffer that holds the current Q."""
+def run_block(model, form, opt, steps, start, W, Qs, cmat, cvec, S, G, K1, K2, L1,
+              E, prod1, prod2, rows, s1, s2, lr, lam2, keep2, M2, c, scalars):
+    """``steps`` epochs of every run. W (r, 2k, m); Qs (2, r, 2k, m): Q in Qs[start] and, in
+    the eigenbasis, the next Q; rows (r, 2, 2k): a, b; scalars (steps, 6): the optimizer's
+    scalars of each epoch (``Optimizer.scalars``). Returns the index of the buffer that holds
+    the current Q."""
     r, k2, m = W.shape
     k = k2 // 2
     g = np.empty(m, dtype=W.dtype)
-    scal = np.empty(2, dtype=W.dtype)       # casts the bias corrections to W's dtype
     cur = start
     for i in range(r):
         cur = start
@@ -191,30 +195,19 @@ def run_block(model, form, opt, steps, count, start, W, Qs, cmat, cvec, S, G, K1
             left(K2[i], W2T, prod2[i], c[ZERO])
             if model == 1:
                 left(L1[i], W1, E[i], c[ZERO])
-            step_size, bc2 = lr[i], c[ONE]
-            if opt == 2:
-                # a float exponent: libm's pow, as Python computes optim's corrections
-                scal[0] = 1 - 0.9 ** float(count + t + 1)
-                scal[1] = math.sqrt(1 - 0.999 ** float(count + t + 1))
-                step_size, bc2 = lr[i] / scal[0], scal[1]
             tail(opt, Wi, Q, Qn, prod1[i], prod2[i], E[i], model == 1, False,
                  rows[i, 0], rows[i, 1], rows[i, 0], rows[i, 1], s1[i], s2[i], lr[i],
-                 step_size, bc2, cvec, form == 0, g, c)
+                 scalars[t], cvec, form == 0, g, c)
             if form == 0:
                 cur = 1 - cur
     return cur
 
 @_jit()
-def tail_runs(opt, W, Q, Qn, prod1, prod2, E, a, b, s, d, scaled, s1, s2, lr, count, cvec,
+def tail_runs(opt, W, Q, Qn, prod1, prod2, E, a, b, s, d, scaled, s1, s2, lr, sc, cvec,
               spectral, c):
     """``tail`` for every run: the fused pass of the array-call epoch (``kernels``)."""
     g = np.empty(W.shape[-1], dtype=W.dtype)
-    scal = np.empty(2, dtype=W.dtype)
-    scal[0] = 1 - 0.9 ** float(count)
-    scal[1] = math.sqrt(1 - 0.999 ** float(count))
     for i in range(W.shape[0]):
-        step_size, bc2 = (lr[i] / scal[0], scal[1]) if opt == 2 else (lr[i], c[ONE])
         tail(opt, W[i], Q[i], Qn[i], prod1[i], prod2[i], E[i], E.shape[1] > 0, scaled,
-             a[i], b[i], s[i], d[i], s1[i], s2[i], lr[i], step_size, bc2, cvec, spectral,
-             g, c)
+             a[i], b[i], s[i], d[i], s1[i], s2[i], lr[i], sc, cvec, spectral, g, c)
 

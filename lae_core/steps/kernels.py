@@ -2,13 +2,14 @@
 
 Each kernel set has these operations:
   ``flush(a, floor)``  in place: entries of ``a`` below ``floor`` in magnitude become 0;
-  ``tail(optimizer, W, Q, prod1, prod2, E, a, b, sd, lr, state, count, floor, c, Qn)``
+  ``tail(rule, sc, W, Q, prod1, prod2, E, a, b, sd, lr, state, floor, c, Qn)``
       in place, for every run i, row q < 2k and column j of W (r, 2k, m):
         g = prod[q, j] + a[q] Q[partner(q), j] + b[q] W[q, j] (+ E[q, j] for q < k, RAG)
         g = s[q] g + d[q] Q[q, j]     (only when sd = (s, d) is given: the VAE)
       where prod = (prod1; prod2) and partner swaps the halves; then the optimizer's update
       of W with g (torch's operation order, as ``optim``), the flush of W, and when ``c`` is
-      given (eigenbasis) Qn = W c, the next epoch's Q.
+      given (eigenbasis) Qn = W c, the next epoch's Q. ``rule`` is ``Optimizer.code`` and
+      ``sc`` ``Optimizer.scalars`` of this step: no pass holds an optimizer number of its own.
 ``ArrayProducts`` forms the rest of an epoch with BLAS or cuBLAS; ``CupyKernels`` also has it
 as kernels of its own, for ``packed.GraphStep``.
 
@@ -22,29 +23,13 @@ Scalars follow the arrays' dtype exactly as NumPy's weak-scalar rules do in ``op
 """
 from __future__ import annotations
 
-import math
 from importlib import resources
 from typing import Any
 
 import numpy as np
 
+from ..optim import GD, NESTEROV, UPDATE_CODES
 from . import cpu_block
-
-MOMENTUM, B1, B2, EPS = 0.9, 0.9, 0.999, 1e-8   # torch's defaults, as ``optim``
-OPTIMIZER_CODES = {"gd": 0, "sgd_nesterov": 1, "adam": 2}
-
-
-def optimizer_scalars(optimizer: str, count: int, dtype: Any) -> np.ndarray:
-    """(c1, ..., c6) in ``dtype``: Nesterov (mu); Adam at step t = count
-    (1-b1, 1-b2, b2, 1-b1^t, sqrt(1-b2^t), eps), the bias corrections computed as ``optim``
-    does, in double precision on the host."""
-    values = {"gd": (), "sgd_nesterov": (MOMENTUM,),
-              "adam": (1 - B1, 1 - B2, B2, 1 - B1 ** count, math.sqrt(1 - B2 ** count),
-                       EPS)}[optimizer]
-    out = np.zeros(6, dtype=dtype)
-    out[: len(values)] = values
-    return out
-
 
 class ArrayProducts:
     """The k x k x m products of an epoch and the rules' k x k coefficients, as NumPy or CuPy
@@ -100,10 +85,8 @@ class NumpyKernels:
     def flush(a: np.ndarray, floor: float) -> None:
         a[np.abs(a) < floor] = 0
 
-    def tail(self, optimizer, W, Q, prod1, prod2, E, a, b, sd, lr, state, count, floor, c,
-             Qn):
+    def tail(self, rule, sc, W, Q, prod1, prod2, E, a, b, sd, lr, state, floor, c, Qn):
         k = W.shape[1] // 2
-        sc = optimizer_scalars(optimizer, count, W.dtype)
         g = self._buffer(W)
         np.multiply(a[:, :k, None], Q[:, k:], out=g[:, :k])
         np.multiply(a[:, k:, None], Q[:, :k], out=g[:, k:])
@@ -116,14 +99,14 @@ class NumpyKernels:
             g *= sd[0][..., None]
             g += sd[1][..., None] * Q
         lr3 = lr[:, None, None]
-        if optimizer == "gd":
+        if rule == GD:
             W -= lr3 * g
-        elif optimizer == "sgd_nesterov":
+        elif rule == NESTEROV:
             buf, = state
             buf *= sc[0]
             buf += g
             W -= (buf * sc[0] + g) * lr3
-        else:
+        else:                                           # ADAM
             m, v = state
             m[...] = (g - m) * sc[0] + m
             v[...] = (g * sc[1]) * g + v * sc[2]
@@ -151,14 +134,13 @@ class NumbaKernels:
     def flush(self, a: np.ndarray, floor: float) -> None:
         self._flush(a, a.dtype.type(floor), a.dtype.type(0))
 
-    def tail(self, optimizer, W, Q, prod1, prod2, E, a, b, sd, lr, state, count, floor, c,
-             Qn):
+    def tail(self, rule, sc, W, Q, prod1, prod2, E, a, b, sd, lr, state, floor, c, Qn):
         s1, s2 = (tuple(state) + self._spares(W))[:2]
         s, d = (a, b) if sd is None else sd
         consts = self._constants(W.dtype, floor)
-        self._tail(cpu_block.OPT_CODES[optimizer], W, Q, W if Qn is None else Qn, prod1, prod2,
-                   E, a, b, s, d, sd is not None, s1, s2, lr, count,
-                   W[0, 0] if c is None else c, c is not None, consts)
+        self._tail(rule, W, Q, W if Qn is None else Qn, prod1, prod2, E, a, b, s, d,
+                   sd is not None, s1, s2, lr, sc, W[0, 0] if c is None else c, c is not None,
+                   consts)
 
     def _constants(self, dtype, floor: float) -> np.ndarray:
         """The pass's scalars, made once per dtype and floor (not every epoch)."""
@@ -198,7 +180,7 @@ class CupyKernels:
         names = [f"{kernel}<{t}>" for t in CUDA_TYPES.values()
                  for kernel in ("lae_flush", "lae_grams", "lae_coefficients", "lae_left")] + \
                 [f"lae_tail<{t},{code}>" for t in CUDA_TYPES.values()
-                 for code in OPTIMIZER_CODES.values()]
+                 for code in UPDATE_CODES.values()]
         self.module = cupy.RawModule(code=cuda_source(),
                                      options=("--fmad=false",), name_expressions=names)
         for name in names:      # compile and load now: never inside a graph capture
@@ -237,14 +219,12 @@ class CupyKernels:
                      (np.int64(total), np.int32(k), np.int32(m), np.int32(rows), W, Q, K1, K2,
                       L1, prod1, prod2, E if rotation else prod1))
 
-    def tail(self, optimizer, W, Q, prod1, prod2, E, a, b, sd, lr, state, count, floor, c,
-             Qn):
+    def tail(self, rule, sc, W, Q, prod1, prod2, E, a, b, sd, lr, state, floor, c, Qn):
         dt = W.dtype.type
         s, d = (a, b) if sd is None else sd
         s1, s2 = (tuple(state) + (W, W))[:2]
-        sc = optimizer_scalars(optimizer, count, W.dtype)
         k, m = W.shape[1] // 2, W.shape[2]
-        name = f"lae_tail<{CUDA_TYPES[W.dtype.name]},{OPTIMIZER_CODES[optimizer]}>"
+        name = f"lae_tail<{CUDA_TYPES[W.dtype.name]},{rule}>"
         has_e = E.shape[1] > 0
         self._launch(name, W.size, (
             np.int64(W.size), np.int32(k), np.int32(m), W, Q, prod1, prod2,

@@ -25,8 +25,8 @@ import numpy as np
 from .. import backend as be
 from . import cpu_block, kernels
 from ..metrics import all_metrics, d_align
-from ..optim import AdamState, MomentumState, select_runs
-from .reference import finite_runs, pack_evaluation
+from ..optim import select_runs
+from .reference import finite_runs, flush_state, pack_evaluation
 
 PACKED_MODELS = ("uniform_sum", "non_uniform_sum", "rotation", "nd_exp", "vae")
 PACKED_FORMS = ("spectral", "covariance")
@@ -91,7 +91,7 @@ class PackedStep:
         self.k = W1.shape[-2]
         self.W = self.np.ascontiguousarray(self.np.concatenate((W1, W2.mT), axis=1))
         self.lr = lr
-        self.state = tuple(self.np.zeros_like(self.W) for _ in _state_names(optimizer.name))
+        self.state = tuple(self.np.zeros_like(self.W) for _ in optimizer.buffers)
         self.count = 0                                  # Adam's step count t
         # the VAE's log-variances and log noise: tiny, updated by the reference optimizer
         self.extra = tuple(params[2:])
@@ -164,12 +164,13 @@ class PackedStep:
 
     def _apply(self) -> None:
         """The fused pass: gradient tail, optimizer update, flush, next Q (eigenbasis)."""
-        name = self.optimizer.name
-        self.count += 1                                 # Adam's t (unused by the others)
+        optimizer = self.optimizer
+        self.count += 1                                 # the optimizer's step t
         spectral = self.op.form == "spectral"
         extra_grads = self.rule.extra_grads(self) if self.extra else None  # before W moves
-        self.kern.tail(name, self.W, self.Q, self.prod1, self.prod2, self.E, self.a, self.b,
-                       self.rule.scales(self), self.lr, self.state, self.count, self.floor,
+        self.kern.tail(optimizer.code, optimizer.scalars(self.count, self.W.dtype), self.W,
+                       self.Q, self.prod1, self.prod2, self.E, self.a, self.b,
+                       self.rule.scales(self), self.lr, self.state, self.floor,
                        self.op.c if spectral else None, self.Qn if spectral else None)
         if self.extra:
             self.extra, self.extra_state = self.optimizer.update(extra_grads, self.extra_state,
@@ -177,23 +178,11 @@ class PackedStep:
             self.extra = tuple(be.flush(self.op.xp, p, self.floor) for p in self.extra)
 
     def _flush_state(self) -> None:
-        floors = [self.floor ** 2 if name == "nu" else self.floor
-                  for name in _state_names(self.optimizer.name)]
-        for buf, floor in zip(self.state, floors):
-            self.kern.flush(buf, floor)
+        for name, buf in zip(self.optimizer.buffers, self.state):
+            self.kern.flush(buf, self.optimizer.state_floor(name, self.floor))
         if self.extra_state is not None:
-            squared = self.optimizer.squared_state
-            self.extra_state = type(self.extra_state)(**{
-                name: tuple(be.flush(self.op.xp, a, self.floor ** 2 if name in squared
-                                     else self.floor) for a in f)
-                if isinstance(f, tuple) else f
-                for name, f in self.extra_state._asdict().items()})
-
-
-def _state_names(optimizer: str) -> tuple[str, ...]:
-    """The packed optimizer buffers, each shaped like W."""
-    return {"gd": (), "sgd_nesterov": MomentumState._fields,
-            "adam": AdamState._fields[1:]}[optimizer]
+            self.extra_state = flush_state(self.op.xp, self.optimizer, self.extra_state,
+                                           self.floor)
 
 
 # --- per-model coefficients ---------------------------------------------------------------------
@@ -276,7 +265,7 @@ class CompiledStep(PackedStep):
         self.run_block, self.flush_block, _ = cpu_block.compiled()
         super().__init__(op, objective, optimizer, hp, params, lr, floor)
         self.codes = (cpu_block.MODEL_CODES[objective.name], cpu_block.FORM_CODES[op.form],
-                      cpu_block.OPT_CODES[optimizer.name])
+                      optimizer.code)
         dt, k = self.W.dtype, self.k
         self.c = cpu_block.constants(dt, floor)
         self.lam2 = np.broadcast_to(np.asarray(hp.get("lam2", 0.0), dtype=dt), (k,)).copy()
@@ -305,11 +294,13 @@ class CompiledStep(PackedStep):
 
     def run(self, steps: int, cutoffs: np.ndarray | None = None) -> None:
         model, form, opt = self.codes
+        scalars = self.optimizer.scalars(range(self.count + 1, self.count + steps + 1),
+                                         self.W.dtype)
         self.cur = self.run_block(
-            model, form, opt, steps, self.count, self.cur, self.W, self.Qs, self.cmat,
-            self.cvec, self.S, self.G, self.K1, self.K2, self.L1, self.E, self.prod1,
-            self.prod2, self.rows, self.slots[0], self.slots[1], self.lr, self.lam2,
-            self.keep2, self.M2, self.c)
+            model, form, opt, steps, self.cur, self.W, self.Qs, self.cmat, self.cvec, self.S,
+            self.G, self.K1, self.K2, self.L1, self.E, self.prod1, self.prod2, self.rows,
+            self.slots[0], self.slots[1], self.lr, self.lam2, self.keep2, self.M2, self.c,
+            scalars)
         self.count += steps
         self._flush_state()
 

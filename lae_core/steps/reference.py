@@ -109,7 +109,13 @@ class ReferenceStep:
         return tuple(be.flush(self.xp, a, floor) for a in arrays)
 
     def _flush_state(self, state):
-        squared = self.optimizer.squared_state
-        return type(state)(**{
-            name: self._flush(f, self.floor ** 2 if name in squared else self.floor)
-            if isinstance(f, tuple) else f for name, f in state._asdict().items()})
+        return flush_state(self.xp, self.optimizer, state, self.floor)
+
+
+def flush_state(xp: Any, optimizer, state: Any, floor: float) -> Any:
+    """The optimizer ``state`` with every buffer flushed at its own floor
+    (``Optimizer.state_floor``: momenta at ``floor``, squared-gradient averages at its square);
+    counters are kept."""
+    return type(state)(**{
+        name: tuple(be.flush(xp, a, optimizer.state_floor(name, floor)) for a in f)
+        if isinstance(f, tuple) else f for name, f in state._asdict().items()})

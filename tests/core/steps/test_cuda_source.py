@@ -15,72 +15,10 @@ import numpy as np
 import pytest
 
 from lae_core import backend as be
+from lae_core.optim import UPDATE_CODES, get_optimizer
 from lae_core.steps import kernels
 
-SHIM = r"""
-#include <cmath>
-struct Index { unsigned int x; };
-static Index blockIdx, blockDim, threadIdx;
-using std::fabs; using std::sqrt;
-#define __global__
-"""
-TYPES = {np.float32: ("float", ctypes.c_float), np.float64: ("double", ctypes.c_double)}
-TAIL_ARGS = ("long long total, int k, int m, T* W, const T* Q, const T* prod1, const T* prod2, "
-             "const T* E, int has_e, const T* a, const T* b, const T* s, const T* d, "
-             "int has_sd, const T* lr, T* s1, T* s2, T c1, T c2, T c3, T c4, T c5, T c6, "
-             "T floor, const T* c, T* Qn, int write_q")
-
-
-SMALL_K_ARGS = {
-    "grams": "long long total, int k, int m, const T* W, const T* Q, T* S, T* G, T floor",
-    "coefficients": "long long total, int k, int model, const T* S, const T* G, const T* M2, "
-                    "T* K1, T* K2, T* L1",
-    "left": "long long total, int k, int m, int rows, const T* W, const T* Q, const T* K1, "
-            "const T* K2, const T* L1, T* prod1, T* prod2, T* E"}
-
-
-def _wrapper(name: str, kernel: str, args: str, ctype: str) -> str:
-    """extern "C" ``name``: a host loop over every thread index of ``kernel``."""
-    names = [p.split()[-1].lstrip("*") for p in args.split(", ")]
-    return (f'extern "C" void {name}({args.replace("T", ctype)}) {{\n'
-            f"  blockDim.x = 1; threadIdx.x = 0;\n"
-            f"  for (long long i = 0; i < total; ++i) {{ blockIdx.x = (unsigned int)i;\n"
-            f"    {kernel}({', '.join(names)}); }}\n}}\n")
-
-
-@pytest.fixture(scope="module")
-def host_kernels(tmp_path_factory):
-    if shutil.which("g++") is None:
-        pytest.skip("no host C++ compiler")
-    folder = tmp_path_factory.mktemp("cuda_shim")
-    source = SHIM + kernels.cuda_source() + "".join(
-        _wrapper(f"tail_{ctype}_{code}", f"lae_tail<{ctype}, {code}>", TAIL_ARGS, ctype)
-        for ctype, _ in TYPES.values() for code in kernels.OPTIMIZER_CODES.values()) + "".join(
-        _wrapper(f"{name}_{ctype}", f"lae_{name}<{ctype}>", args, ctype)
-        for ctype, _ in TYPES.values() for name, args in SMALL_K_ARGS.items())
-    (folder / "shim.cpp").write_text(source)
-    # -ffp-contract=off: no fused multiply-adds, as the kernel is compiled (--fmad=false)
-    subprocess.run(["g++", "-O1", "-ffp-contract=off", "-shared", "-fPIC", "-o",
-                    str(folder / "shim.so"), str(folder / "shim.cpp")], check=True)
-    return ctypes.CDLL(str(folder / "shim.so"))
-
-
-def _run_host_tail(lib, optimizer, W, Q, prod1, prod2, E, a, b, sd, lr, state, count, floor,
-                   c, Qn):
-    """The CUDA tail on the host, with the arguments ``CupyKernels.tail`` passes."""
-    ctype, cscalar = TYPES[W.dtype.type]
-    fn = getattr(lib, f"tail_{ctype}_{kernels.OPTIMIZER_CODES[optimizer]}")
-    s1, s2 = (tuple(state) + (W, W))[:2]
-    s, d = (a, b) if sd is None else sd
-    sc = kernels.optimizer_scalars(optimizer, count, W.dtype)
-    k, m = W.shape[1] // 2, W.shape[2]
-    has_e = E.shape[1] > 0
-    ptr = lambda x: x.ctypes.data_as(ctypes.c_void_p)   # noqa: E731
-    fn(ctypes.c_longlong(W.size), ctypes.c_int(k), ctypes.c_int(m), ptr(W), ptr(Q), ptr(prod1),
-       ptr(prod2), ptr(E if has_e else prod1), ctypes.c_int(has_e), ptr(a), ptr(b), ptr(s),
-       ptr(d), ctypes.c_int(sd is not None), ptr(lr), ptr(s1), ptr(s2),
-       *(cscalar(x) for x in sc), cscalar(floor), ptr(W if c is None else c),
-       ptr(W if Qn is None else Qn), ctypes.c_int(c is not None))
+from .cuda_shim import SMALL_K_ARGS, TAIL_ARGS, TYPES, run_host_tail
 
 
 @pytest.mark.parametrize("optimizer", ["gd", "sgd_nesterov", "adam"])
@@ -106,9 +44,11 @@ def test_the_cuda_pass_equals_the_numpy_pass_bit_for_bit(host_kernels, optimizer
     floor = dtype(be.flush_floor(np, dtype))
     outputs = []
     for run in (kernels.NumpyKernels().tail,
-                lambda *args: _run_host_tail(host_kernels, *args)):
+                lambda *args: run_host_tail(host_kernels, *args)):
         W_, state_, Qn = W.copy(), tuple(x.copy() for x in state), np.zeros_like(W)
-        run(optimizer, W_, Q, *inputs, state_, 5, floor, c, Qn if spectral else None)
+        opt = get_optimizer(optimizer)
+        run(opt.code, opt.scalars(5, dtype), W_, Q, *inputs, state_, floor, c,
+            Qn if spectral else None)
         outputs.append((W_, Qn) + state_)
     for got, want in zip(outputs[1], outputs[0]):
         np.testing.assert_array_equal(got, want)
@@ -164,7 +104,7 @@ def test_the_cuda_source_compiles_with_nvcc(tmp_path):
         pytest.skip("nvcc is not installed")
     instances = "".join(
         f"template __global__ void lae_tail<{ctype}, {code}>({TAIL_ARGS.replace('T', ctype)});\n"
-        for ctype, _ in TYPES.values() for code in kernels.OPTIMIZER_CODES.values())
+        for ctype, _ in TYPES.values() for code in UPDATE_CODES.values())
     instances += "".join(f"template __global__ void lae_flush<{ctype}>({ctype}*, const long long,"
                          f" const {ctype});\n" for ctype, _ in TYPES.values())
     instances += "".join(

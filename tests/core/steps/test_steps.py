@@ -7,44 +7,17 @@ import pytest
 
 from lae_core import backend as be
 from lae_core.backend import cupy_available
-from lae_core import synthetic
-from lae_core.steps import cpu_block, kernels
-from lae_core.hyper import device_hyperparameters, preset_hyperparameters
-from lae_core.objectives import get_objective
-from lae_core.operators import into_basis, make_operator
 from lae_core.optim import get_optimizer
+from lae_core.steps import ReferenceStep, cpu_block, kernels
 from lae_core.steps.packed import PACKED_MODELS, CompiledStep, GraphStep, PackedStep
-from lae_core.steps import ReferenceStep
-from lae_core.train import ConfigurationError, initial_weights, make_step, run_batch
+from lae_core.train import ConfigurationError, make_step, run_batch
+
+from .helpers import SEEDS, build
 
 OPTIMIZERS = ("gd", "sgd_nesterov", "adam")
 FORMS = {"gd": ("spectral", "covariance"), "sgd_nesterov": ("spectral", "covariance"),
          "adam": ("covariance",)}
-LR = {"gd": 0.02, "sgd_nesterov": 0.005, "adam": 0.003}
-K, SEEDS = 4, (1, 2, 3)
 BLOCKS, EVERY = 300, 10          # 3,000 epochs
-
-
-@pytest.fixture(scope="module")
-def data():
-    return synthetic(m=30, n=300, seed=5, high=8.0, low=0.5)
-
-
-def build(kind, data, model, optimizer, form, dtype="float64", backend="numpy", **kwargs):
-    """A step of ``kind`` for three runs, from the seeded initial weights (paper scale)."""
-    xp = be.get_namespace(backend)
-    dt = be.dtype_of(xp, dtype)
-    objective = get_objective(model)
-    op = make_operator(form, xp, data, K, dt)
-    W1, W2 = (np.stack(w) for w in zip(*[initial_weights(s, K, data.m) for s in SEEDS]))
-    params = into_basis(form, data, W1, W2)
-    if objective.extra_params:
-        params += objective.extra_params(K, len(SEEDS))
-    lrs = LR[optimizer] * np.array([1.0, 0.5, 2.0]) / (4 if model == "rotation" else 1)
-    hp = device_hyperparameters(xp, preset_hyperparameters(model, K, data.m), dt)
-    return kind(op, objective, get_optimizer(optimizer), hp,
-                tuple(be.to_device(xp, p, dt) for p in params), be.to_device(xp, lrs, dt),
-                be.flush_floor(xp, dt), **kwargs)
 
 
 def fast_steps(data, model, optimizer, form):
@@ -120,9 +93,11 @@ def test_the_numba_pass_equals_the_numpy_pass_bit_for_bit(optimizer, rotation, s
         outputs = []
         for kern in (kernels.NumpyKernels(), numba_kernels):
             W_, state_, Qn = W.copy(), tuple(s.copy() for s in state), np.zeros_like(W)
-            kern.tail(optimizer, W_, Q, inputs["prod1"], inputs["prod2"], inputs["E"],
-                      inputs["a"], inputs["b"], inputs["sd"], inputs["lr"], state_, 7,
-                      be.flush_floor(np, dtype), inputs["c"], Qn if spectral else None)
+            opt = get_optimizer(optimizer)
+            kern.tail(opt.code, opt.scalars(7, dtype), W_, Q, inputs["prod1"],
+                      inputs["prod2"], inputs["E"], inputs["a"], inputs["b"], inputs["sd"],
+                      inputs["lr"], state_, be.flush_floor(np, dtype), inputs["c"],
+                      Qn if spectral else None)
             outputs.append((W_, Qn) + state_)
         for got, want in zip(*outputs):
             np.testing.assert_array_equal(got, want)
