@@ -48,17 +48,18 @@ def preset_hyperparameters(model: str, k: int, m: int, *, data_kind: str = "synt
     """
     if preset not in PRESETS:
         raise HyperparameterError(f"hyperparameters: {preset!r} is not one of {', '.join(PRESETS)}")
-    if model in ("uniform_sum", "non_uniform_sum"):
+    objective = get_objective(model)
+    if "lam" in objective.hyperparameters:
         if preset == "paper":
             w = paper_reg_weights(k, m, data_kind)
         else:
             if eigvals is None:
                 raise HyperparameterError("the well_posed preset needs the data's eigenvalues")
             w = np.linspace(0.1, 0.9, k) * np.sqrt(eigvals[k - 1])
-        if model == "uniform_sum":
+        if not objective.lam_per_unit:
             return {"lam": float(np.mean(w) ** 2)}
         return {"lam": _as_float32(w) ** 2 if preset == "paper" else w ** 2}
-    if model in ("nd_exp", "nd"):
+    if "keep_probs" in objective.hyperparameters:
         return {"keep_probs": _as_float32(geometric_keep_probs(k))}
     return {}
 
@@ -74,13 +75,13 @@ def validate_hyperparameters(model: str, hp: dict[str, Any], k: int) -> dict[str
     out: dict[str, Any] = {}
     if "lam" in hp:
         lam = np.asarray(hp["lam"], dtype=np.float64)
-        if model == "uniform_sum":
+        if not objective.lam_per_unit:
             if lam.ndim != 0:
-                raise HyperparameterError(f"lam: uniform_sum takes one number, got shape {lam.shape}")
+                raise HyperparameterError(f"lam: {model} takes one number, got shape {lam.shape}")
             out["lam"] = float(lam)
         else:
             if lam.shape != (k,):
-                raise HyperparameterError(f"lam: non_uniform_sum takes {k} weights, got shape {lam.shape}")
+                raise HyperparameterError(f"lam: {model} takes {k} weights, got shape {lam.shape}")
             out["lam"] = lam
         if np.any(lam < 0) or not np.all(np.isfinite(lam)):
             raise HyperparameterError("lam: weights must be finite and >= 0")

@@ -57,5 +57,5 @@ def all_metrics(op, objective, params: tuple, hp: dict) -> dict[str, Any]:
         "transpose": transpose_distance(xp, W1, W2),
         "recon": recon,
         "objective": full,
-        "loss": full if objective.name == "vae" else recon,
+        "loss": full if objective.logs_objective else recon,
     }

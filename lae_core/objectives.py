@@ -259,18 +259,32 @@ class Objective:
     learner: bool = False
     # (C (m, m) host, k, runs) -> host (W1, W2): the run starts at the answer (eigh: epochs 0)
     closed_form: Callable[[np.ndarray, int, int], tuple[np.ndarray, np.ndarray]] | None = None
+    # lam is one weight per unit, (k,), rather than one number for all units
+    lam_per_unit: bool = False
+    # The loss the official code logs: the full objective (the VAE's NELBO), else L
+    logs_objective: bool = False
+    # Names of the parameters after (W1, W2), as ``replay`` returns them
+    extra_param_names: tuple[str, ...] = ()
+    # The gradient written with k x k coefficients (``steps.packed``): "l2" (K1 = 2G,
+    # K2 = 2S^T, rows 2 lam), "rag" (also L1 = -A), "nested_dropout" (K1 = G o 2M,
+    # K2 = S^T o 2M, rows 2p) or "vae"; None: not of that form (the packed step cannot run it)
+    kk_form: str | None = None
 
 
 OBJECTIVES: dict[str, Objective] = {
-    "uniform_sum": Objective("uniform_sum", l2_loss, l2_grads, ("lam",)),
-    "non_uniform_sum": Objective("non_uniform_sum", l2_loss, l2_grads, ("lam",)),
-    "rotation": Objective("rotation", rotation_loss, rotation_grads, kk_products=6),
-    "nd_exp": Objective("nd_exp", nd_exp_loss, nd_exp_grads, ("keep_probs",)),
+    "uniform_sum": Objective("uniform_sum", l2_loss, l2_grads, ("lam",), kk_form="l2"),
+    "non_uniform_sum": Objective("non_uniform_sum", l2_loss, l2_grads, ("lam",),
+                                 lam_per_unit=True, kk_form="l2"),
+    "rotation": Objective("rotation", rotation_loss, rotation_grads, kk_products=6,
+                          kk_form="rag"),
+    "nd_exp": Objective("nd_exp", nd_exp_loss, nd_exp_grads, ("keep_probs",),
+                        kk_form="nested_dropout"),
     # nd's objective is its expectation over the cut-offs, i.e. nd_exp's loss.
     "nd": Objective("nd", nd_exp_loss, nd_grads, ("keep_probs",), needs_samples=True,
                     stochastic=True),
     "vae": Objective("vae", vae_loss, vae_grads, extra_params=vae_extra_params,
-                     recovers="unordered"),
+                     recovers="unordered", logs_objective=True,
+                     extra_param_names=("logvar", "log_sigma_sq"), kk_form="vae"),
     # kk_products: M = V^T C V and V triu(M) (EigenGame: also the projection, O(k m)).
     "gha": Objective("gha", projection_loss, gha_grads, kk_products=2, learner=True),
     "eigengame": Objective("eigengame", projection_loss, eigengame_grads, kk_products=2,

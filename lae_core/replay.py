@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 
 from .data import from_samples
+from .objectives import get_objective
 from .train import Schedule, run_batch
 
 
@@ -45,6 +46,6 @@ def replay(X: np.ndarray, W1: np.ndarray, W2: np.ndarray, *, model: str, optimiz
         out[name] = series
     out.update(W1=run.params[0], W2=run.params[1], status=run.status,
                formulation=batch.formulation)
-    if model == "vae":
-        out.update(logvar=run.params[2], log_sigma_sq=float(run.params[3]))
+    for name, value in zip(get_objective(model).extra_param_names, run.params[2:]):
+        out[name] = float(value) if np.ndim(value) == 0 else value
     return out

@@ -21,7 +21,10 @@ import math
 
 import numpy as np
 
-MODEL_CODES = {"uniform_sum": 0, "non_uniform_sum": 0, "rotation": 1, "nd_exp": 2}
+# The gradient forms compiled here (``Objective.kk_form``; the VAE's is left to the array-call
+# epoch, see above)
+L2, RAG, NESTED_DROPOUT = 0, 1, 2
+KK_FORM_CODES = {"l2": L2, "rag": RAG, "nested_dropout": NESTED_DROPOUT}
 FORM_CODES = {"spectral": 0, "covariance": 1}
 # constants, stored in the parameters' dtype so that Numba keeps float32 arithmetic float32;
 # the optimizer's numbers come separately, from ``optim.Optimizer.scalars`` (argument ``sc``)
@@ -66,10 +69,10 @@ def coefficients(model, S, G, K1, K2, L1, a, b, lam2, keep2, M2, c):
     k = S.shape[0]
     for p in range(k):
         for q in range(k):
-            if model == 0:          # L2: K1 = 2G, K2 = 2 S^T
+            if model == L2:         # L2: K1 = 2G, K2 = 2 S^T
                 K1[p, q] = G[p, q] * c[TWO]
                 K2[p, q] = S[q, p] * c[TWO]
-            elif model == 1:        # RAG: K1 = 2G, K2 = 2 S^T - A, L1 = -A
+            elif model == RAG:      # RAG: K1 = 2G, K2 = 2 S^T - A, L1 = -A
                 A = (S[p, q] if p < q else c[ZERO]) - (S[q, p] if q < p else c[ZERO])
                 A = A / c[TWO]
                 K1[p, q] = G[p, q] * c[TWO]
@@ -79,9 +82,9 @@ def coefficients(model, S, G, K1, K2, L1, a, b, lam2, keep2, M2, c):
                 K1[p, q] = G[p, q] * M2[p, q]
                 K2[p, q] = S[q, p] * M2[q, p]
     for p in range(2 * k):
-        if model == 0:
+        if model == L2:
             a[p], b[p] = -c[TWO], lam2[p % k]
-        elif model == 1:
+        elif model == RAG:
             a[p], b[p] = -c[TWO], c[ZERO]
         else:
             a[p], b[p] = -keep2[p % k], c[ZERO]
@@ -193,9 +196,9 @@ def run_block(model, form, opt, steps, start, W, Qs, cmat, cvec, S, G, K1, K2, L
                          lam2, keep2, M2, c)
             left(K1[i], P, prod1[i], c[ZERO])
             left(K2[i], W2T, prod2[i], c[ZERO])
-            if model == 1:
+            if model == RAG:
                 left(L1[i], W1, E[i], c[ZERO])
-            tail(opt, Wi, Q, Qn, prod1[i], prod2[i], E[i], model == 1, False,
+            tail(opt, Wi, Q, Qn, prod1[i], prod2[i], E[i], model == RAG, False,
                  rows[i, 0], rows[i, 1], rows[i, 0], rows[i, 1], s1[i], s2[i], lr[i],
                  scalars[t], cvec, form == 0, g, c)
             if form == 0:

@@ -51,16 +51,16 @@ class ArrayProducts:
         self.flush(G, floor)
 
     def coefficients(self, model: int, S, G, M2, K1, K2, L1) -> None:
-        """``cpu_block.MODEL_CODES``: 0 L2 (K1 = 2G, K2 = 2S^T), 1 RAG (also L1 = -A,
+        """``cpu_block.KK_FORM_CODES``: 0 L2 (K1 = 2G, K2 = 2S^T), 1 RAG (also L1 = -A,
         K2 = 2S^T - A, A = skew(triu(S, 1))), 2 nested dropout (K1 = G o 2M, K2 = S^T o 2M)."""
         xp = self.xp
-        if model == 2:
+        if model == cpu_block.NESTED_DROPOUT:
             xp.multiply(G, M2, out=K1)
             xp.multiply(S.mT, M2.mT, out=K2)
             return
         xp.multiply(G, 2, out=K1)
         xp.multiply(S.mT, 2, out=K2)
-        if model == 1:
+        if model == cpu_block.RAG:
             T = xp.triu(S, 1)
             xp.subtract(T.mT, T, out=L1)
             L1 /= 2
@@ -204,7 +204,7 @@ class CupyKernels:
                       W.dtype.type(floor)))
 
     def coefficients(self, model: int, S, G, M2, K1, K2, L1) -> None:
-        """K1, K2, L1 of every run (``cpu_block.MODEL_CODES``)."""
+        """K1, K2, L1 of every run (``cpu_block.KK_FORM_CODES``)."""
         total = S.size
         self._launch(f"lae_coefficients<{CUDA_TYPES[S.dtype.name]}>", total,
                      (np.int64(total), np.int32(S.shape[1]), np.int32(model), S, G, M2, K1,

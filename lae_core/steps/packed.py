@@ -25,10 +25,12 @@ import numpy as np
 from .. import backend as be
 from . import cpu_block, kernels
 from ..metrics import all_metrics, d_align
+from ..objectives import MODELS, get_objective
 from ..optim import select_runs
 from .reference import finite_runs, flush_state, pack_evaluation
 
-PACKED_MODELS = ("uniform_sum", "non_uniform_sum", "rotation", "nd_exp", "vae")
+# The models whose gradient has the k x k form above (``Objective.kk_form``)
+PACKED_MODELS = tuple(name for name in MODELS if get_objective(name).kk_form is not None)
 PACKED_FORMS = ("spectral", "covariance")
 PACKED_OPTIMIZERS = ("gd", "sgd_nesterov", "adam")
 # Up to this k the k x k x m products run as compiled loops inside one call per block; beyond
@@ -38,7 +40,7 @@ COMPILED_MAX_K = 32
 
 def packed_unsupported(op, objective, optimizer) -> str | None:
     """Why the packed step cannot run this combination (None: it can)."""
-    if objective.name not in PACKED_MODELS:
+    if objective.kk_form is None:
         return f"model {objective.name} (packed: {', '.join(PACKED_MODELS)})"
     if op.form not in PACKED_FORMS:
         return f"formulation {op.form} (packed: {', '.join(PACKED_FORMS)})"
@@ -56,7 +58,7 @@ def packed_step(op, objective, optimizer, hp: dict, params: tuple, lr: Any, floo
     k = params[0].shape[-2]
     # In the covariance form the (2k r, m) x (m, m) product is the epoch: one BLAS call over
     # all runs beats per-run products inside a compiled block, and call overhead is noise.
-    small = (k <= COMPILED_MAX_K and objective.name in cpu_block.MODEL_CODES
+    small = (k <= COMPILED_MAX_K and objective.kk_form in cpu_block.KK_FORM_CODES
              and op.form == "spectral")
     if raw_module(op.xp) is np:
         if small and cpu_block.compiled() is not None:
@@ -86,7 +88,7 @@ class PackedStep:
         self.kern = kern or kernels.for_module(self.np)
         self.products = kernels.ArrayProducts(self.np, self.kern.flush)
         self.floor = floor
-        self.rule = RULES[objective.name]
+        self.rule = RULES[objective.kk_form]
         W1, W2 = params[0], params[1]
         self.k = W1.shape[-2]
         self.W = self.np.ascontiguousarray(self.np.concatenate((W1, W2.mT), axis=1))
@@ -189,12 +191,12 @@ class PackedStep:
 
 class KkRule:
     """The L2 models, RAG and nested dropout in expectation: K1, K2 (L1) from S and G by
-    ``ArrayProducts.coefficients`` (``cpu_block.MODEL_CODES``), constant rows a, b:
+    ``ArrayProducts.coefficients`` (``cpu_block.KK_FORM_CODES``), constant rows a, b:
     L2 a = -2, b = 2 lam; RAG a = -2, b = 0; nested dropout a = -2p, b = 0."""
 
-    def __init__(self, model: str):
-        self.code = cpu_block.MODEL_CODES[model]
-        self.rotation = model == "rotation"
+    def __init__(self, kk_form: str):
+        self.code = cpu_block.KK_FORM_CODES[kk_form]
+        self.rotation = self.code == cpu_block.RAG
 
     def scales(self, step) -> tuple | None:
         """(s, d) of the fused pass (``kernels``): only the VAE rescales its gradient."""
@@ -253,7 +255,7 @@ class VaeRule:
         return gv, gs
 
 
-RULES = {"vae": VaeRule(), **{model: KkRule(model) for model in cpu_block.MODEL_CODES}}
+RULES = {"vae": VaeRule(), **{form: KkRule(form) for form in cpu_block.KK_FORM_CODES}}
 
 
 class CompiledStep(PackedStep):
@@ -264,7 +266,7 @@ class CompiledStep(PackedStep):
                  floor: float):
         self.run_block, self.flush_block, _ = cpu_block.compiled()
         super().__init__(op, objective, optimizer, hp, params, lr, floor)
-        self.codes = (cpu_block.MODEL_CODES[objective.name], cpu_block.FORM_CODES[op.form],
+        self.codes = (cpu_block.KK_FORM_CODES[objective.kk_form], cpu_block.FORM_CODES[op.form],
                       optimizer.code)
         dt, k = self.W.dtype, self.k
         self.c = cpu_block.constants(dt, floor)

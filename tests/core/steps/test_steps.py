@@ -7,6 +7,7 @@ import pytest
 
 from lae_core import backend as be
 from lae_core.backend import cupy_available
+from lae_core.objectives import get_objective
 from lae_core.optim import get_optimizer
 from lae_core.steps import ReferenceStep, cpu_block, kernels
 from lae_core.steps.packed import PACKED_MODELS, CompiledStep, GraphStep, PackedStep
@@ -26,7 +27,7 @@ def fast_steps(data, model, optimizer, form):
     test_cuda_source.py), the compiled blocks, and on a GPU the CuPy step itself."""
     steps = {"packed-numpy": build(PackedStep, data, model, optimizer, form,
                                    kern=kernels.NumpyKernels())}
-    if model in cpu_block.MODEL_CODES:
+    if get_objective(model).kk_form in cpu_block.KK_FORM_CODES:
         steps["compiled"] = build(CompiledStep, data, model, optimizer, form)
         if form == "spectral":   # the GPU's small-k epoch, eagerly (no CUDA graph on a CPU)
             steps["graph-numpy"] = build(GraphStep, data, model, optimizer, form,
