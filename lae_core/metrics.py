@@ -11,7 +11,6 @@ from .objectives import moments, reconstruction_loss
 
 # The official code divides by (||W2_j|| + 1e-8), which also keeps a zero column harmless.
 NORM_EPS = 1e-8
-METRICS = ("d_align", "d_sub", "transpose", "recon", "objective", "loss")
 
 
 def d_align(op, W2: Any) -> Any:

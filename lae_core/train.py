@@ -19,7 +19,7 @@ from .hyper import device_hyperparameters, preset_hyperparameters, validate_hype
 from .objectives import draw_cutoffs, get_objective
 from .operators import into_basis, make_operator, out_of_basis
 from .optim import ROTATION_EQUIVARIANT, Optimizer, get_optimizer
-from .steps import STEPS, ReferenceStep
+from .steps import STEPS, ReferenceStep, Step
 from .steps.packed import packed_step, packed_unsupported
 
 INIT_SCALE = 1e-4
@@ -160,7 +160,7 @@ def run_batch(dataset: Dataset, model: str, optimizer: str | Optimizer, k: int,
 
 
 def make_step(kind: str, op, objective, optimizer, hp: dict, params: tuple, lr: Any,
-              floor: float):
+              floor: float) -> Step:
     """The training step for ``kind`` ('auto', 'reference' or 'packed'); see ``step``."""
     if kind not in STEPS:
         raise ConfigurationError(f"step: {kind!r} is not one of {', '.join(STEPS)}")
@@ -178,7 +178,7 @@ def make_step(kind: str, op, objective, optimizer, hp: dict, params: tuple, lr: 
 class _Loop:
     """Drives a step through evaluation blocks until every run is finished."""
 
-    def __init__(self, step, schedule: Schedule, stochastic: bool, rngs, n_samples: int,
+    def __init__(self, step: Step, schedule: Schedule, stochastic: bool, rngs, n_samples: int,
                  keep_probs, on_eval, watch: be.Stopwatch):
         self.step, self.schedule, self.stochastic = step, schedule, stochastic
         self.rngs, self.n_samples, self.keep_probs = rngs, n_samples, keep_probs

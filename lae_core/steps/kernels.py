@@ -237,19 +237,13 @@ class CupyKernels:
 _SETS: dict[str, Any] = {}
 
 
-def for_module(xp: Any, prefer: str = "auto") -> Any:
-    """The kernel set for numpy or cupy; ``prefer`` = 'numpy' forces the plain NumPy set."""
+def for_module(xp: Any) -> Any:
+    """The kernel set for numpy (Numba's where it is installed) or cupy, made once."""
     if xp is not np:
         if "cupy" not in _SETS:
             _SETS["cupy"] = CupyKernels()
         return _SETS["cupy"]
-    if prefer == "numpy":
-        return NumpyKernels()
     if "numba" not in _SETS:
         compiled = cpu_block.compiled()
         _SETS["numba"] = NumbaKernels(compiled) if compiled else None
     return _SETS["numba"] or NumpyKernels()
-
-
-def numba_available() -> bool:
-    return for_module(np).__class__ is NumbaKernels

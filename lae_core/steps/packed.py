@@ -26,13 +26,12 @@ from .. import backend as be
 from . import cpu_block, kernels
 from ..metrics import all_metrics, d_align
 from ..objectives import MODELS, get_objective
-from ..optim import select_runs
-from .reference import finite_runs, flush_state, pack_evaluation
+from ..optim import UPDATE_CODES, select_runs
+from .interface import Step, finite_runs, flush_state, pack_evaluation
 
 # The models whose gradient has the k x k form above (``Objective.kk_form``)
 PACKED_MODELS = tuple(name for name in MODELS if get_objective(name).kk_form is not None)
 PACKED_FORMS = ("spectral", "covariance")
-PACKED_OPTIMIZERS = ("gd", "sgd_nesterov", "adam")
 # Up to this k the k x k x m products run as compiled loops inside one call per block; beyond
 # it BLAS is faster than those loops and the per-call overhead of the array-call epoch is small.
 COMPILED_MAX_K = 32
@@ -44,15 +43,16 @@ def packed_unsupported(op, objective, optimizer) -> str | None:
         return f"model {objective.name} (packed: {', '.join(PACKED_MODELS)})"
     if op.form not in PACKED_FORMS:
         return f"formulation {op.form} (packed: {', '.join(PACKED_FORMS)})"
-    if optimizer.name not in PACKED_OPTIMIZERS:
-        return f"optimizer {optimizer.name}"
+    if optimizer.name not in UPDATE_CODES:
+        return f"optimizer {optimizer.name} (packed: {', '.join(UPDATE_CODES)})"
     if not (array_api_compat.is_numpy_namespace(op.xp)
             or array_api_compat.is_cupy_namespace(op.xp)):
         return f"namespace {be.backend_name(op.xp)} (packed: numpy, cupy)"
     return None
 
 
-def packed_step(op, objective, optimizer, hp: dict, params: tuple, lr: Any, floor: float):
+def packed_step(op, objective, optimizer, hp: dict, params: tuple, lr: Any,
+                floor: float) -> Step:
     """The packed step for this namespace: compiled blocks on NumPy with Numba, else the
     array-call epoch (CuPy kernels on a GPU, NumPy calls without Numba)."""
     k = params[0].shape[-2]
