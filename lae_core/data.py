@@ -1,7 +1,7 @@
 """Datasets: the second-moment matrix C, its eigen-decomposition, and the samples when needed.
 
 Everything here runs on the host in float64 with seeded NumPy Generators, so every backend and
-dtype starts from the same numbers (SPEC.md, "Initialisation and randomness").
+dtype starts from the same numbers (docs/theory.md, "Initial weights and randomness").
 Shapes: n samples, m input dimension.
 """
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Hessian conditioning at the closed-form global optimum (SPEC.md, "Hessian conditioning").
+"""Hessian conditioning at the closed-form global optimum (docs/theory.md, "Hessian
+conditioning").
 
 Everything works in the eigenbasis of C (the spectral operator), where the optimum is axis
 aligned and the Hessian's eigenvalues are those of the original basis (an orthogonal change of

@@ -1,5 +1,5 @@
-"""Dedicated PCA learners, the baselines the LAEs are measured against (SPEC-style notes in the
-README, "Baseline learners").
+"""Dedicated PCA learners, the baselines the LAEs are measured against (docs/theory.md,
+"Baseline learners").
 
 Each learner keeps k components as the columns of the decoder V = W2 (r, m, k), full batch in
 covariance form: it touches the data only through C V. Its update direction Delta (ascent)

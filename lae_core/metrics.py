@@ -39,7 +39,7 @@ def transpose_distance(xp: Any, W1: Any, W2: Any) -> Any:
 
 
 def all_metrics(op, objective, params: tuple, hp: dict) -> dict[str, Any]:
-    """Every metric of SPEC.md for a batch of runs.
+    """Every metric for a batch of runs: d_align, d_sub, transpose, recon, objective, loss.
 
     ``recon`` is the reconstruction loss L, ``objective`` the model's full objective (nd: its
     expectation over the cut-offs), ``loss`` what the official code logs: the NELBO for the

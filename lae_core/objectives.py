@@ -1,4 +1,5 @@
-"""The six objectives of SPEC.md, each a loss and its analytic gradients.
+"""The six objectives (docs/theory.md, "The six objectives"), each a loss and its analytic
+gradients.
 
 Each is written once against a covariance operator (``operators.py``), so it runs unchanged in the
 spectral, covariance and sample formulations. Shape legend: r runs, k latent, m input, n samples.
@@ -213,7 +214,10 @@ def vae_loss(op, params, hp, mo=None) -> Any:
 
 
 def vae_grads(op, params, hp, noise=None) -> tuple[Any, ...]:
-    """Gradients of the NELBO for (W1, W2, v, s); see SPEC.md, objective 6."""
+    """Gradients of the NELBO for (W1, W2, v, s), with sigma^2 = e^s:
+    dW1 = (G P - W2^T C) / sigma^2 + P,  dW2 = (W2 S - P^T + W2 diag(e^v)) / sigma^2,
+    dv = (e^v - 1) / 2 + diag(G) e^v / (2 sigma^2),  ds = m/2 - T / (2 sigma^2),
+    with T = sum_i e^(v_i) G_ii + L."""
     W1, W2, v, s = params
     mo = moments(op, W1, W2)
     ev, sig2, diag_G, T = _vae_terms(op, params, mo)

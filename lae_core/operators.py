@@ -1,4 +1,5 @@
-"""Covariance operators: the three formulations of the same dynamics (SPEC.md).
+"""Covariance operators: the three formulations of the same dynamics (docs/theory.md, "Three
+formulations of the same dynamics").
 
 Every objective but stochastic nested dropout touches the data only through products with C,
 so an objective is written once against ``cov_products`` (W1 C, C W2 and S = W1 C W1^T) and the

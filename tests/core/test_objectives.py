@@ -1,5 +1,6 @@
 """Objectives: analytic gradients against finite differences, the three formulations against
-each other, and the theorems of SPEC.md ("Properties that must hold")."""
+each other, and the properties the theory states (docs/theory.md, "What the tests hold the
+formulas to")."""
 from __future__ import annotations
 
 import array_api_compat.numpy as xnp
