@@ -14,7 +14,8 @@ from ..sweep.config import load_config, preset_names, preset_text
 from ..errors import EXIT_OK, EXIT_RUN_FAILED
 from ..validate import read_yaml
 from ..sweep.lock import run_lock
-from ..sweep.runner import RESULTS_ROOT, Sweep, default_run_dir, discard_results
+from ..sweep.rundir import RESULTS_ROOT, default_run_dir, discard_results
+from ..sweep.runner import Sweep
 from ..analysis.table import FORMATS, figure_table, render
 from . import EPILOG
 

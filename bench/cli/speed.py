@@ -201,33 +201,18 @@ def interleave_command(args) -> int:
 
 
 def tune_command(args) -> int:
-    from lae_core import Schedule, get_objective
-
     from ..sweep.config import load_config
     from ..sweep.lr_table import LrTable, save_table
-    from ..sweep.dataset import load_dataset
-    from ..perf.tune import describe, tune_cell
+    from ..perf.tune import describe, sweep_trainer, tune_sweep
 
     config = load_config(args.target)
     out = output_file(args.out or Path("results/tuned") / f"{config.name}.yaml", "--out")
-    data = load_dataset(config.data, keep_samples=any(
-        get_objective(m).needs_samples for m in config.models))
-    schedule = Schedule((config.headline,), config.max_epochs, config.eval_every)
     rates: dict = {}
     scores = []
-    for model in config.models:
-        for optimizer in config.optimizers:
-            for k in config.k:
-                result = tune_cell(
-                    data, model, optimizer, k, args.grid, config.seeds, schedule=schedule,
-                    threshold=config.headline, allow_divergence=args.allow_divergence,
-                    dtype=config.dtype, backend=config.backend,
-                    formulation=config.formulation,
-                    hyperparameters=config.hyperparameters.resolve(model, k, data,
-                                                                   config.data.kind))
-                rates.setdefault((model, optimizer), {})[k] = result.best_lr
-                scores.append(result)
-                print(describe(result, config.headline), flush=True)
+    for result in tune_sweep(sweep_trainer(config), args.grid, args.allow_divergence):
+        rates.setdefault((result.model, result.optimizer), {})[result.k] = result.best_lr
+        scores.append(result)
+        print(describe(result, config.headline), flush=True)
     save_table(LrTable(source=str(out), rates=rates), out)
     write_json_atomic(out.with_suffix(".scores.json"), [asdict(r) for r in scores])
     print(f"learning-rate table: {out} (use it with `lr: tuned:{out}`)")

@@ -12,14 +12,18 @@ either end of the grid is flagged: the best rate may lie outside it.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Sequence
+from dataclasses import dataclass, replace
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 
 from lae_core import Dataset, Schedule, get_objective, run_batch
 
+from ..sweep.cells import curves
 from ..sweep.censored import median_epochs
+from ..sweep.config import SweepConfig
+from ..sweep.dataset import load_dataset
+from ..sweep.trainer import CellTrainer, sweep_namespace
 
 
 def log_grid(low: float, high: float, count: int) -> np.ndarray:
@@ -106,6 +110,30 @@ def tune_cell(dataset: Dataset, model: str, optimizer: str, k: int, grid: Sequen
                       runner_up=ranked[1].lr if len(ranked) > 1 else None,
                       edge=grid_edge(lr, [float(g) for g in grid]) if ranked else None,
                       eligible=bool(ranked))
+
+
+def sweep_trainer(config: SweepConfig) -> CellTrainer:
+    """The trainer of ``config``'s sweep, its data loaded (the samples kept where a model
+    needs them)."""
+    keep = any(get_objective(m).needs_samples for m in config.models)
+    return CellTrainer(config, load_dataset(config.data, keep_samples=keep),
+                       *sweep_namespace(config))
+
+
+def tune_sweep(trainer: CellTrainer, grid: Sequence[float], allow_divergence: bool = False
+               ) -> Iterator[TuneResult]:
+    """Tune every cell of the trainer's sweep (the cells a run would train, ``k_max``
+    honoured), each resolved as the sweep resolves it, curve by curve, k ascending."""
+    config = trainer.config
+    for curve in curves(config):
+        for cell in curve:
+            resolved = trainer.resolve(cell)
+            schedule = replace(cell.schedule, thresholds=(config.headline,), history=False)
+            yield tune_cell(trainer.dataset, cell.model, cell.optimizer, cell.k, grid,
+                            config.seeds, schedule=schedule, threshold=config.headline,
+                            allow_divergence=allow_divergence, dtype=config.dtype,
+                            backend=resolved.backend, formulation=cell.formulation,
+                            hyperparameters=dict(resolved.hyperparameters))
 
 
 def describe(result: TuneResult, threshold: float) -> str:

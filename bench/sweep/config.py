@@ -33,6 +33,7 @@ from .lr_table import LrTable, constant_table, load_table, paper_table
 DATA_KINDS = ("synthetic", "mnist", "npy")
 MNIST_M = 784
 HEADLINE = 0.3
+MAX_EPOCHS = 50_000   # the epoch cap when a config names none (the paper's)
 TUNED = "tuned:"   # lr: tuned:FILE, the table `lae-bench tune` writes
 # Per-model hyperparameter overrides, applied on top of the preset (Hyperparameters.resolve).
 OVERRIDES = {"uniform_sum": ("lam",), "non_uniform_sum": ("w_range",),
@@ -107,7 +108,7 @@ class SweepConfig:
     seeds: tuple[int, ...] = (0, 1, 2)
     thresholds: tuple[float, ...] = (HEADLINE,)
     headline: float = HEADLINE
-    max_epochs: int = 50_000
+    max_epochs: int = MAX_EPOCHS
     eval_every: int = 10
     dtype: str = "float32"
     backend: str = "auto"
@@ -219,7 +220,7 @@ def parse_config(raw: Any, *, name: str, base_dir: Path = Path(".")) -> SweepCon
     ks = items(raw["k"], "k", lambda v, p: integer(v, p, 1, data.m))
     thresholds = items(raw.get("thresholds", [HEADLINE]), "thresholds",
                         lambda v, p: number(v, p, lambda x: 0 < x < 1, "a number in (0, 1)"))
-    max_epochs = integer(raw.get("max_epochs", 50_000), "max_epochs", 1, 10**9)
+    max_epochs = integer(raw.get("max_epochs", MAX_EPOCHS), "max_epochs", 1, 10**9)
     config = SweepConfig(
         name=name, data=data, models=models, optimizers=optimizers, k=tuple(sorted(ks)),
         lr=parse_lr(raw.get("lr", "paper"), data.kind, base_dir),

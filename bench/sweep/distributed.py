@@ -30,16 +30,18 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Iterator
 
-from lae_core import Dataset, choose_formulation
+from lae_core import Dataset
 from lae_core.backend import backend_name
 
 from ..errors import UsageError
 from . import env
+from .cells import Cell, ResolvedCell
 from .config import LOCAL_SCHEDULER, SweepConfig
 from .flops import dominant_shape
+from .progress import Progress
 from .record import Record
-from .runner import Cell, Outcome, Progress, Sweep
-from .store import write_record
+from .runner import Outcome, Sweep
+from .trainer import CellTrainer, Results, sweep_namespace
 
 INSTALL_HINT = "pip install 'lae-bench[distributed]'"
 ALLOWED_FAILURES = 2          # reschedules of a cell whose worker died, on a cluster started here
@@ -53,39 +55,38 @@ THREAD_VARIABLES = env.THREAD_VARIABLES + ("VECLIB_MAXIMUM_THREADS", "NUMEXPR_NU
 
 # --- on the workers -----------------------------------------------------------------------------
 
-_worker_sweeps: dict[str, Sweep] = {}     # this worker process's sweep (its data) by config hash
-_worker_lock = threading.Lock()           # a worker with several threads loads the data once
+_worker_trainers: dict[str, CellTrainer] = {}   # this worker process's trainer by config hash
+_worker_lock = threading.Lock()                 # a worker with several threads builds it once
 
 
-def worker_sweep(config: SweepConfig, dataset: Dataset) -> Sweep:
-    """This worker's sweep of ``config`` on the client's ``dataset`` (broadcast once to every
+def worker_trainer(config: SweepConfig, dataset: Dataset) -> CellTrainer:
+    """This worker's trainer of ``config`` on the client's ``dataset`` (broadcast once to every
     worker: built here, a worker's BLAS thread count would change C's last bits and, through
     long Adam runs, epochs-to-threshold), kept for the next tasks (only the latest config's:
     one sweep's data in memory at a time)."""
     with _worker_lock:
-        sweep = _worker_sweeps.get(config.hash)
-        if sweep is None:
-            _worker_sweeps.clear()
-            sweep = _worker_sweeps[config.hash] = Sweep(config, None)
-            sweep.__dict__["dataset"] = dataset       # the cached property, set
-        sweep.data_fields     # its fingerprint, once per worker
-    return sweep
+        trainer = _worker_trainers.get(config.hash)
+        if trainer is None:
+            _worker_trainers.clear()
+            trainer = _worker_trainers[config.hash] = CellTrainer(config, dataset,
+                                                                  *sweep_namespace(config))
+    return trainer
 
 
-def train_cell_task(config: SweepConfig, cell: Cell, seeds: list[int], dataset: Dataset
-                    ) -> tuple[list[tuple[Record, dict | None]], float]:
+def train_cell_task(config: SweepConfig, resolved: ResolvedCell, seeds: list[int],
+                    dataset: Dataset) -> tuple[Results, float]:
     """The task of one cell: its records (and histories) and the seconds it took."""
     started = time.perf_counter()
-    results = worker_sweep(config, dataset).train_cell(cell, seeds)
+    results = worker_trainer(config, dataset).train(resolved, seeds)
     return results, time.perf_counter() - started
 
 
 def describe_worker(config: SweepConfig) -> dict[str, Any]:
     """What the manifest records of a worker: host, machine, BLAS threads, backend, device."""
-    sweep = Sweep(config, None)    # its namespace and machine facts; no data needed
-    return {"host": socket.gethostname(), "pid": os.getpid(), "backend": backend_name(sweep.xp),
-            "device": env.device_name(sweep.facts), "machine": sweep.facts["machine"],
-            "blas": sweep.facts["blas"], "gpu": sweep.facts["gpu"]}
+    xp, facts = sweep_namespace(config)    # no data needed
+    return {"host": socket.gethostname(), "pid": os.getpid(), "backend": backend_name(xp),
+            "device": env.device_name(facts), "machine": facts["machine"],
+            "blas": facts["blas"], "gpu": facts["gpu"]}
 
 
 # --- the cluster --------------------------------------------------------------------------------
@@ -243,8 +244,7 @@ def run_on_cluster(sweep: Sweep, *, quiet: bool = False) -> Outcome:
 
 
 def describe_workers(client, config: SweepConfig) -> dict[str, dict[str, Any]]:
-    """Each worker's facts, by address, from a task pinned to it: this also builds each
-    worker's data before the first cell (a data error is the user's, and stops here)."""
+    """Each worker's facts, by address, from a task pinned to it."""
     addresses = sorted(client.run(os.getpid))    # every worker (scheduler_info may cut)
     futures = [client.submit(describe_worker, config, workers=[address], pure=False,
                              allow_other_workers=False) for address in addresses]
@@ -272,9 +272,8 @@ class CurveQueue:
                 progress.cell_done(f"{cell.label}: skipped, the curve failed at "
                                    f"k={self.failed_at}")
                 continue
-            seeds = self.sweep.pending_seeds(cell)
-            stored = [self.sweep.stored[cell.key(s)] for s in self.sweep.config.seeds
-                      if s not in seeds]
+            seeds = self.sweep.run_dir.pending_seeds(cell)
+            stored = self.sweep.run_dir.finished(cell, seeds)
             outcome.reused_runs += len(stored)
             if seeds:
                 tasks.append((cell, seeds, stored))
@@ -297,9 +296,9 @@ class CurveQueue:
 def epoch_work(sweep: Sweep, cell: Cell) -> float:
     """A static estimate of a cell's cost per epoch: its dominant product's flops plus a fixed
     overhead (launches, the update), as if every run went to the epoch cap."""
-    form = choose_formulation(cell.model, cell.optimizer, sweep.config.formulation)
-    (rows, inner), (_, cols) = dominant_shape(cell.model, form, cell.k, sweep.dataset.m,
-                                              sweep.dataset.n)
+    data = sweep.config.data
+    (rows, inner), (_, cols) = dominant_shape(cell.model, cell.formulation, cell.k, data.m,
+                                              data.n)
     return 2.0 * rows * inner * cols + EPOCH_OVERHEAD_FLOP
 
 
@@ -328,8 +327,9 @@ def run_cells(client, sweep: Sweep, grid: list[list[Cell]], outcome: Outcome,
         nonlocal dataset
         for cell, seeds, stored in curve.next_tasks(outcome, progress):
             if dataset is None:     # the data goes out once, when the first cell does
-                dataset = client.scatter(sweep.dataset, broadcast=True)
-            future = client.submit(train_cell_task, sweep.config, cell, seeds, dataset,
+                dataset = client.scatter(sweep.trainer.dataset, broadcast=True)
+            future = client.submit(train_cell_task, sweep.config, sweep.trainer.resolve(cell),
+                                   seeds, dataset,
                                    pure=False,
                                    key=f"cell-{cell.model}-{cell.optimizer}-k{cell.k}-"
                                        f"{uuid.uuid4().hex[:8]}",
@@ -365,11 +365,9 @@ def store_results(sweep: Sweep, task: Task, future, outcome: Outcome, progress: 
                               f"({getattr(exc, 'reason', None) or 'no reason given'}); "
                               "finished runs are saved, rerun to resume") from None
         seconds = time.perf_counter() - task.submitted
-        results = [(sweep.error_record(task.cell, s, len(task.seeds), exc, seconds), None)
-                   for s in task.seeds]
-    for record, history in results:
-        write_record(sweep.run_dir, record, history)
-    new = [record for record, _ in results]
+        results = [(sweep.trainer.error_record(task.cell, s, len(task.seeds), exc, seconds),
+                    None) for s in task.seeds]
+    new = sweep.run_dir.write(results)
     outcome.written += new
     progress.cell_done(sweep.describe(task.cell, new, seconds))
     return new

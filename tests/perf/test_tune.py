@@ -2,6 +2,7 @@
 requires its target."""
 from __future__ import annotations
 
+from json import loads
 from types import SimpleNamespace
 
 import numpy as np
@@ -10,6 +11,9 @@ import pytest
 from lae_core import Schedule, synthetic
 from bench.perf.tune import best_rate, describe, grid_edge, score_rate, tune_cell
 from bench.cli import main
+from bench.sweep.lr_table import load_table
+
+from ..helpers import write_config
 
 INF = np.inf
 
@@ -63,3 +67,18 @@ def test_tune_requires_its_target(capsys):
         main(["tune"])
     assert exit_.value.code == 2
     assert "required: PRESET|CONFIG.yaml" in capsys.readouterr().err
+
+
+def test_tune_tunes_the_cells_a_run_would_train(tmp_path):
+    """k_max holds in tune as in a run: nd stops at its k_max, the other models go on."""
+    config = write_config(tmp_path / "c.yaml", models=["nd", "rotation"],
+                          optimizers=["sgd_nesterov"], k=[2, 4], k_max={"nd": 2}, seeds=[0],
+                          max_epochs=20)
+    code = main(["tune", str(config), "--grid", "1e-4:1e-3:2", "--out",
+                 str(tmp_path / "rates.yaml")])
+    assert code == 0
+    tuned = load_table(tmp_path / "rates.yaml")
+    assert sorted((row["model"], row["k"]) for row in tuned.rows()) == [
+        ("nd", 2), ("rotation", 2), ("rotation", 4)]
+    ran = {(r["model"], r["k"]) for r in loads((tmp_path / "rates.scores.json").read_text())}
+    assert ran == {("nd", 2), ("rotation", 2), ("rotation", 4)}

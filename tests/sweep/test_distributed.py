@@ -17,7 +17,7 @@ from types import SimpleNamespace
 import pytest
 
 from bench.sweep.config import load_config, parse_config
-from bench.sweep.runner import curves
+from bench.sweep.cells import curves
 from bench.sweep.store import load_manifest
 from bench.errors import UsageError
 
@@ -205,7 +205,8 @@ def _wait_for_task(client, prefix: str, proc, timeout: float = 90.0) -> tuple[st
 
 
 def test_a_task_whose_workers_keep_dying_becomes_error_records(tmp_path):
-    from bench.sweep.runner import Outcome, Progress, Sweep, curves
+    from bench.sweep.progress import Progress
+    from bench.sweep.runner import Outcome, Sweep
 
     class Lost:                      # a future after the last allowed worker death
         status = "error"
@@ -225,7 +226,8 @@ def test_a_task_whose_workers_keep_dying_becomes_error_records(tmp_path):
 
 
 def test_tasks_cancelled_under_the_sweep_stop_it_without_records(tmp_path):
-    from bench.sweep.runner import Outcome, Progress, Sweep, curves
+    from bench.sweep.progress import Progress
+    from bench.sweep.runner import Outcome, Sweep
 
     class Cancelled:                 # what the futures become when the scheduler goes away
         status = "cancelled"
@@ -273,13 +275,13 @@ def test_local_n_starts_a_cluster_and_ctrl_c_closes_it_keeping_whole_records(tmp
             for w in session["workers"].values()] == [threads, threads]
 
 
-def test_the_longest_curves_go_first():
+def test_the_longest_curves_go_first(tmp_path):
     # Adam trains on the covariance (a 2k x m by m x m product an epoch), Nesterov on the
     # spectrum (k x m by m x k): with the curve stopped cell by cell, a curve's next cell
     # carries the work of the whole rest of its curve
     config = parse_config(smoke_config(models=["rotation"], optimizers=["sgd_nesterov", "adam"],
                                        k=[2, 4], stop_on_failure=True), name="t")
-    sweep = dist.Sweep(config, None)
+    sweep = dist.Sweep(config, tmp_path / "run")
     queues = {curve[0].optimizer: dist.CurveQueue(sweep, list(curve))
               for curve in curves(config) if curve}
     first = {name: q.cells.pop(0) for name, q in queues.items()}

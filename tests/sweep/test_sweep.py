@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import bench.sweep.runner
+import bench.sweep.trainer
 from bench.sweep.record import Record
 from bench.sweep.store import load_history, load_manifest, records_frame
 from lae_core import synthetic
@@ -124,14 +124,14 @@ def test_diverging_learning_rate_is_recorded_and_the_sweep_goes_on(tmp_path):
 
 
 def test_a_failing_cell_is_recorded_as_error_and_retried_on_resume(tmp_path, monkeypatch):
-    real = bench.sweep.runner.run_batch
+    real = bench.sweep.trainer.run_batch
 
     def broken_for_nd(dataset, model, *args, **kwargs):
         if model == "nd":
             raise MemoryError("out of memory\nsecond line")
         return real(dataset, model, *args, **kwargs)
 
-    monkeypatch.setattr(bench.sweep.runner, "run_batch", broken_for_nd)
+    monkeypatch.setattr(bench.sweep.trainer, "run_batch", broken_for_nd)
     config = write_config(tmp_path / "err.yaml", optimizers=["adam"], k=[2])
     code, out, err = cli("run", config, "--out", tmp_path / "run", "--quiet")
     assert code == 1
@@ -139,7 +139,7 @@ def test_a_failing_cell_is_recorded_as_error_and_retried_on_resume(tmp_path, mon
     assert {r["model"] for r in errors} == {"nd"} and len(errors) == 2
     assert errors[0]["error"] == "MemoryError: out of memory second line"
     assert "error" in out and len(records(tmp_path / "run")) == 6
-    monkeypatch.setattr(bench.sweep.runner, "run_batch", real)
+    monkeypatch.setattr(bench.sweep.trainer, "run_batch", real)
     code, _, _ = cli("run", config, "--out", tmp_path / "run", "--quiet")
     assert code == 0 and "error" not in {r["status"] for r in records(tmp_path / "run")}
 
