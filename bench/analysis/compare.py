@@ -47,7 +47,6 @@ from .timing import (IMPROVEMENT, NOT_COMPARED, REGRESSION, SAME, timing_change,
 
 IDENTITY = ("data_id", "model", "optimizer", "k", "lr", "hyperparameters", "max_epochs",
             "eval_every", "thresholds", "dtype", "backend")
-MATCH_KEY = IDENTITY          # the key of a cell when nothing is matched across
 # Fields listed when they differ although they are not part of a cell's identity.
 DESCRIBED = ("seeds", "formulation", "device")
 STATUS_RANK = {"reached": 0, "capped": 1, "diverged": 2, "error": 3}

@@ -92,12 +92,6 @@ def speed_row(dataset: Dataset, model: str, optimizer: str, k: int, *, dtype: st
                     epoch_s / (flops / 1e9 / gemm_gflops), ran)
 
 
-def speed_table(dataset: Dataset, models: Iterable[str], optimizers: Iterable[str],
-                ks: Iterable[int], **kwargs) -> list[SpeedRow]:
-    return [speed_row(dataset, model, optimizer, k, **kwargs)
-            for k in ks for model in models for optimizer in optimizers]
-
-
 @dataclass
 class BatchScaling:
     model: str

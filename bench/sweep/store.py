@@ -86,11 +86,6 @@ def write_record(run_dir: Path, record: Record | Mapping[str, Any],
     write_json_atomic(run_dir / "records" / f"{record.key}.json", record.to_json())
 
 
-def finished_keys(run_dir: Path) -> set[str]:
-    """Keys of the runs already stored (a resumed sweep skips them)."""
-    return {p.stem for p in (Path(run_dir) / "records").glob("*.json")}
-
-
 def load_records(run_dir: str | Path) -> list[Record]:
     """Every record of a run directory, validated (schema-1 ones upgraded), sorted by key."""
     manifest = load_manifest(run_dir)
