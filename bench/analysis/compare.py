@@ -1,3 +1,5 @@
+# Over 400 lines: a comparison's cell identity, field differences and three checks are one
+# decision read top to bottom; its renderings live apart in compare_render.py.
 """Compare a candidate result set with a baseline, cell by cell: regressions and improvements.
 
 Cell identity. Two cells are the same experiment only when every field that changes their

@@ -19,7 +19,8 @@ from .compare import IMPROVEMENT, REGRESSION, Comparison, compare
 from .compare_render import (FINDING_HEADER, cell_header, cell_rows, finding_rows,
                              header_lines, not_compared_counts, plural_cells)
 from ..formatting import format_epochs, format_seconds
-from .plots import Plot, plots_of_frame
+from .plotkit import Plot
+from .plots import plots_of_frame
 from .stats import CELL, cell_summary, load_results
 from ..sweep.store import load_manifest
 from .thresholds import Thresholds

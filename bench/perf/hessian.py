@@ -26,8 +26,8 @@ from lae_core.hyper import preset_hyperparameters
 
 from ..formatting import format_seconds
 from ..sweep.config import SweepConfig
-from ..analysis.plots import (MODEL_COLOURS, Plot, best_lr_summary, curve_label, curves, line_style,
-                    log_k_axis, new_figure, styled)
+from ..analysis.plotkit import (MODEL_COLOURS, Plot, best_lr_summary, curve_label, curves,
+                                line_style, log_k_axis, new_figure, styled)
 from ..analysis.stats import load_results
 
 LANCZOS_TOL = 1e-6

@@ -1,3 +1,5 @@
+# Over 400 lines: each config section's dataclass and its parser stay side by side, so a key's
+# type, default and check are read together.
 """Sweep configuration: YAML -> validated, frozen dataclasses, checked before anything runs.
 
 A sweep trains every (model, optimizer, k) cell of the config with all its seeds as one batch.

@@ -5,9 +5,10 @@ import numpy as np
 import pytest
 
 from bench.cli import main
+from bench.analysis.plotkit import spaced_labels
 from bench.analysis.plots import (alignment_plots, all_plots, decoder_image_plots,
-                         learning_curve_plots, scaling_plots, spaced_labels, speedup_plots,
-                         timing_plots)
+                                  learning_curve_plots, scaling_plots, speedup_plots,
+                                  timing_plots)
 from bench.sweep.store import records_frame
 
 from ..helpers import (FIG4_KS, FIG4_PUBLISHED, cell_records, cosine_basis, decoder_arrays,
