@@ -9,7 +9,6 @@ run means the order holds, not that the checker saw nothing."""
 from __future__ import annotations
 
 import ast
-import re
 from pathlib import Path
 
 import pytest
@@ -123,15 +122,3 @@ def test_no_private_name_is_imported_from_another_module():
                 offenders += [f"{module}: {a.name}" for a in node.names
                               if a.name.startswith("_") and not a.name.startswith("__")]
     assert offenders == []
-
-
-def test_no_switch_on_a_model_name_outside_the_registry():
-    """Per-model facts live in lae_core's objective registry, not in `model == "nd"` tests."""
-    from lae_core import ALL_MODELS
-
-    switch = re.compile(r"""[=!]=\s*["'](%s)["']|["'](%s)["']\s*[=!]=""" % (
-        "|".join(ALL_MODELS), "|".join(ALL_MODELS)))
-    found = [f"{path.relative_to(ROOTS['bench'])}:{i}"
-             for path in ROOTS["bench"].rglob("*.py")
-             for i, line in enumerate(path.read_text().splitlines(), 1) if switch.search(line)]
-    assert found == []
