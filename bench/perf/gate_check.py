@@ -11,9 +11,10 @@ sides' rounds, as a user's gate would.
 1. False alarms: the candidate is the same code, with a competing load on every core (one
    busy-looping process per core) during each of its runs; ``--repeats`` trials. Every timing
    regression flagged is a false alarm.
-2. Detection: the candidate has a real 2x slow-down injected (every training block runs twice,
-   so each epoch does twice the work), ``--slow-repeats`` trials without added load (and
-   ``--loaded-slow-repeats`` with it); every judged cell should be flagged.
+2. Detection: the candidate is a slower version of the code, a copy of this source tree whose
+   epoch loop runs every block twice (each epoch does twice the work; ``slowed_source``),
+   ``--slow-repeats`` trials without added load (and ``--loaded-slow-repeats`` with it);
+   every judged cell should be flagged.
 
 Beside the gate's verdicts each trial also reports what the gate makes of the first round of
 each side alone (two separate runs, as when a stored baseline is compared), and of the raw
@@ -26,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -33,6 +35,8 @@ from contextlib import nullcontext
 from pathlib import Path
 
 import yaml
+
+import lae_core
 
 from ..sweep.store import ROUND_PREFIX
 from .interleave import SIDES, interleave
@@ -51,32 +55,38 @@ CONFIG = {
 THRESHOLD = CONFIG["thresholds"][0]
 SPIN = "while True: pass"
 BASE_COMMAND = [sys.executable, "-m", "bench.cli"]
-SLOW_LAE_BENCH = ("import sys; from bench.perf.gate_check import inject_slowdown; "
-                  "inject_slowdown(); from bench.cli import main; sys.exit(main(sys.argv[1:]))")
+SLOWED_TREE = "slowed-source"    # under --out: the slowed copy of the source tree
+BLOCK_LINE = "                step.run(steps, cutoffs)\n"   # lae_core/train.py: one block
 
 
-def candidate_command(slow: bool) -> list[str]:
-    """The candidate side's command: lae-bench itself, or lae-bench with the 2x slow-down
-    injected (a child process started with ``-c``: this module stays below the CLI)."""
-    return [sys.executable, "-c", SLOW_LAE_BENCH] if slow else BASE_COMMAND
+def candidate_command(slow: bool, out: Path) -> list[str]:
+    """The candidate side's command: lae-bench itself, or the lae-bench of a slowed copy of
+    this source tree (``slowed_source``, made once under ``out``), run as any other version
+    of the code would be: first on the import path of a ``-c`` child process."""
+    if not slow:
+        return BASE_COMMAND
+    tree = out / SLOWED_TREE
+    if not tree.is_dir():
+        slowed_source(tree)
+    return [sys.executable, "-c", f"import sys; sys.path.insert(0, {str(tree)!r}); "
+            "from bench.cli import main; sys.exit(main(sys.argv[1:]))"]
 
 
-def inject_slowdown() -> None:
-    """Every training block runs its step twice: twice the work per epoch, for real."""
-    import lae_core.train as train
-
-    make_step = train.make_step
-
-    def slow_make_step(*args, **kwargs):
-        step = make_step(*args, **kwargs)
-        run = step.run
-
-        def run_twice(steps, cutoffs):
-            run(steps, cutoffs)
-            return run(steps, cutoffs)
-        step.run = run_twice
-        return step
-    train.make_step = slow_make_step
+def slowed_source(into: Path) -> Path:
+    """A copy of this source tree (lae_core and bench) whose epoch loop runs the step twice
+    in every block: twice the work per epoch, for real, in a version of the code that nothing
+    patches at run time."""
+    root = Path(lae_core.__file__).resolve().parents[1]
+    for package in ("lae_core", "bench"):
+        shutil.copytree(root / package, into / package,
+                        ignore=shutil.ignore_patterns("__pycache__"))
+    loop = into / "lae_core" / "train.py"
+    text = loop.read_text()
+    if text.count(BLOCK_LINE) != 1:
+        raise RuntimeError(f"{loop}: the line {BLOCK_LINE.strip()!r} that runs one block is "
+                           "not there once; update gate_check.BLOCK_LINE")
+    loop.write_text(text.replace(BLOCK_LINE, BLOCK_LINE + BLOCK_LINE))
+    return into
 
 
 class Load:
@@ -147,7 +157,8 @@ def main(argv: list[str] | None = None) -> int:
     for what, prefix, slow, loaded in plan:
         trial = next(args.out / f"{prefix}-{i:02d}" for i in range(1000)
                      if not (args.out / f"{prefix}-{i:02d}").exists())
-        interleave(config, trial, {"baseline": BASE_COMMAND, "candidate": candidate_command(slow)},
+        interleave(config, trial, {"baseline": BASE_COMMAND,
+                                       "candidate": candidate_command(slow, args.out)},
                    args.rounds, conditions=lambda side: Load() if loaded and side == "candidate"
                    else nullcontext())
         row = {"trial": trial.name, "what": what, "rounds": args.rounds, **judge(trial)}
