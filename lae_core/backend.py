@@ -7,6 +7,7 @@ tests) and stays on it.
 from __future__ import annotations
 
 import contextlib
+import platform
 import time
 from typing import Any, Iterator
 
@@ -140,6 +141,18 @@ def quiet_float_errors() -> Iterator[None]:
     """Silence overflow/invalid warnings: divergence is detected from the values themselves."""
     with np.errstate(all="ignore"):
         yield
+
+
+def cpu_model() -> str:
+    """The CPU's marketing name (Linux /proc/cpuinfo), else what platform knows."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown CPU"
 
 
 def device_facts(xp: Any) -> dict[str, Any]:

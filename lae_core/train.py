@@ -70,7 +70,8 @@ class BatchResult:
     hyperparameters: dict[str, Any]
     runs: list[RunResult]
     wall_time: float
-    step: str = "reference"   # which training step ran (lae_core.steps)
+    step: str = "reference"   # which training step ran: reference, packed, compiled or graph
+    graph_error: str | None = None   # why CUDA-graph capture failed, where it was tried
 
 
 def choose_formulation(model: str, optimizer: str | Optimizer, requested: str = "auto") -> str:
@@ -156,7 +157,7 @@ def run_batch(dataset: Dataset, model: str, optimizer: str | Optimizer, k: int,
         for run in runs:
             run.params = out_of_basis(form, dataset, *run.params[:2]) + run.params[2:]
     return BatchResult(model, opt.name, k, form, be.backend_name(xp), dtype, hp_host, runs, wall,
-                       the_step.name)
+                       the_step.name, getattr(the_step, "graph_error", None))
 
 
 def make_step(kind: str, op, objective, optimizer, hp: dict, params: tuple, lr: Any,

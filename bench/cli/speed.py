@@ -12,7 +12,7 @@ from pathlib import Path
 from lae_core import MODELS, OPTIMIZERS, synthetic
 from lae_core.steps import STEPS
 
-GPU_CHECK_STEPS = ("info", "tests", "parity", "speed", "fig4", "summary")
+GPU_CHECK_STEPS = ("info", "smoke", "speed", "parity", "fig4", "tests", "summary")
 
 from ..errors import EXIT_OK, EXIT_RUN_FAILED, UsageError
 from ..paths import output_dir, output_file
@@ -99,23 +99,29 @@ def speed_command(args) -> int:
 
 
 def register_gpu_check(verbs) -> None:
-    p = verbs.add_parser("gpu-check", help="the prepared GPU check (tests, parity, timings, fig4)",
-                         description="Runs the CuPy test suite, CPU/GPU parity, per-epoch "
-                         "timings and the fig4 preset, writing everything under --out. "
+    p = verbs.add_parser("gpu-check", help="the prepared GPU check (smoke, timings, parity, "
+                         "fig4, tests)",
+                         description="Compiles and checks the GPU steps, times every model, "
+                         "compares NumPy with CuPy, runs the fig4 preset and the CuPy tests, "
+                         "writing everything under --out (docs/gpu.md). "
+                         "bench/perf/gpu_check.sh runs each step under its own time cap. "
                          "--dry runs the same steps on the CPU with small sizes.")
     p.add_argument("--out", type=Path, default=None,
-                   help="results folder (default results/gpu/<device>/)")
+                   help="results folder (default results/gpu/<date>-<device>/)")
     p.add_argument("--dry", action="store_true",
                    help="CPU only: array-api-strict stands in for the device, smoke for fig4")
     p.add_argument("--step", choices=GPU_CHECK_STEPS,
                    help="run one step (gpu_check.sh runs each under its own time cap)")
+    p.add_argument("--work", type=Path, default=Path("results/gpu/_work"),
+                   help="fig4's run folder, emptied first (default results/gpu/_work)")
     p.set_defaults(handler=gpu_check_command)
 
 
 def gpu_check_command(args) -> int:
     from ..perf.gpu_check import default_out, gpu_check
 
-    return gpu_check(args.out or default_out(args.dry), dry=args.dry, step=args.step)
+    return gpu_check(args.out or default_out(args.dry), dry=args.dry, step=args.step,
+                     workdir=args.work)
 
 
 def _grid(text: str):

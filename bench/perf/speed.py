@@ -41,16 +41,17 @@ def gemm_seconds(xp: Any, a_shape: tuple, b_shape: tuple, dtype: str,
 def epoch_seconds(dataset: Dataset, model: str, optimizer: str, k: int, *, runs: int = 1,
                   dtype: str = "float64", backend: Any = "numpy", lr: float = 1e-4,
                   epochs_per_block: int = 10, blocks: int = 6,
-                  step: str = "auto") -> tuple[float, float, str, str]:
-    """(median, IQR) seconds of one batch epoch of ``runs`` stacked runs, the formulation and
-    the training step that ran. The first block is a warm-up and is dropped."""
+                  step: str = "auto") -> tuple[float, float, str, str, str | None]:
+    """(median, IQR) seconds of one batch epoch of ``runs`` stacked runs, the formulation, the
+    training step that ran and why graph capture failed (None: not tried or captured). The
+    first block is a warm-up and is dropped."""
     schedule = Schedule(thresholds=(), max_epochs=epochs_per_block * blocks,
                         eval_every=epochs_per_block)
     batch = run_batch(dataset, model, optimizer, k, [lr] * runs, list(range(runs)),
                       schedule=schedule, dtype=dtype, backend=backend, step=step)
     times = np.asarray(batch.runs[0].epoch_times[1:])
     q25, q50, q75 = np.quantile(times, [0.25, 0.5, 0.75])
-    return float(q50), float(q75 - q25), batch.formulation, batch.step
+    return float(q50), float(q75 - q25), batch.formulation, batch.step, batch.graph_error
 
 
 @dataclass
@@ -68,7 +69,8 @@ class SpeedRow:
     gemm_gflops: float      # same-run throughput of the dominant product shape
     efficiency: float       # gflops / gemm_gflops
     bound_ratio: float      # epoch_s / (gflop / gemm_gflops): 1.0 = at the matmul bound
-    step: str = "reference"  # the training step that ran (lae_core.step)
+    step: str = "reference"  # the training step that ran: reference, packed, compiled, graph
+    graph_error: str | None = None   # why CUDA-graph capture failed, where it was tried
 
 
 def speed_row(dataset: Dataset, model: str, optimizer: str, k: int, *, dtype: str = "float64",
@@ -81,15 +83,15 @@ def speed_row(dataset: Dataset, model: str, optimizer: str, k: int, *, dtype: st
     flops = epoch_flops(model, form, k, m, n)
     # few blocks where an epoch is long, many where it is short: ~equal total time
     blocks = blocks or int(np.clip(2e9 / max(flops, 1.0), 3, 20))
-    epoch_s, iqr, form, ran = epoch_seconds(dataset, model, optimizer, k, dtype=dtype,
-                                            backend=xp, blocks=blocks, step=step)
+    epoch_s, iqr, form, ran, graph_error = epoch_seconds(
+        dataset, model, optimizer, k, dtype=dtype, backend=xp, blocks=blocks, step=step)
     a_shape, b_shape = dominant_shape(model, form, k, m, n)
     gemm_s = gemm_seconds(xp, a_shape, b_shape, dtype)
     gemm_gflops = 2.0 * a_shape[0] * a_shape[1] * b_shape[1] / gemm_s / 1e9
     gflops = flops / epoch_s / 1e9
     return SpeedRow(model, optimizer, k, form, be.backend_name(xp), dtype, epoch_s, iqr,
                     flops / 1e9, gflops, gemm_gflops, gflops / gemm_gflops,
-                    epoch_s / (flops / 1e9 / gemm_gflops), ran)
+                    epoch_s / (flops / 1e9 / gemm_gflops), ran, graph_error)
 
 
 @dataclass

@@ -6,6 +6,7 @@ machine still records everything else.
 from __future__ import annotations
 
 import ctypes
+import json
 import os
 import platform
 import subprocess
@@ -18,7 +19,8 @@ import numpy as np
 from lae_core import backend as be
 
 PACKAGES = ("lae-bench", "numpy", "scipy", "pandas", "array-api-compat", "pyyaml", "tqdm",
-            "cupy-cuda12x", "cupy-cuda11x", "cupy", "threadpoolctl")
+            "cupy-cuda13x", "cupy-cuda12x", "cupy-cuda11x", "cupy", "threadpoolctl",
+            "array-api-strict")
 THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 
@@ -37,15 +39,7 @@ def machine() -> dict[str, Any]:
             "python": platform.python_version()}
 
 
-def cpu_model() -> str:
-    """The CPU's marketing name (Linux /proc/cpuinfo), else what platform knows."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown CPU"
+cpu_model = be.cpu_model     # the CPU's marketing name (the calibration cache keys by it too)
 
 
 def _ram_bytes() -> int | None:
@@ -115,8 +109,10 @@ def _openblas_threads() -> int | None:
 def git_state(source: Path = Path(__file__).resolve().parents[2]) -> dict[str, Any] | None:
     """Commit and dirty flag of the lae-bench source: asked of git when the code runs from a
     checkout ("source": "checkout"), else read from ``bench/built_from.py``, which setup.py
-    writes at build time ("source": "build", with "built_utc"; a ``pip install .``). None when
-    neither is there (or git is missing)."""
+    writes at build time ("source": "build", with "built_utc"; a ``pip install .``) and
+    finally from ``.gpu-wheels/prepared_from.json``, which ``gpu_check.sh --prepare`` writes
+    for a tree that travels to a GPU machine without .git ("source": "prepared"). None when
+    none is there (or git is missing)."""
     def git(*args: str) -> str:
         return subprocess.run(["git", "-C", str(source), *args], capture_output=True, text=True,
                               timeout=10, check=True).stdout.strip()
@@ -127,9 +123,20 @@ def git_state(source: Path = Path(__file__).resolve().parents[2]) -> dict[str, A
         # else: installed inside some other repository (e.g. a venv in a checkout)
     except (OSError, subprocess.SubprocessError):
         pass
-    return build_info()
+    return build_info() or prepared_info(source)
 
 
+PREPARED_FROM = Path(".gpu-wheels") / "prepared_from.json"
+
+
+def prepared_info(source: Path) -> dict[str, Any] | None:
+    """The commit ``gpu_check.sh --prepare`` recorded beside the wheels it carries."""
+    try:
+        facts = json.loads((source / PREPARED_FROM).read_text())
+        return {"commit": str(facts["commit"]), "dirty": bool(facts["dirty"]),
+                "source": "prepared", "prepared_utc": facts.get("prepared_utc")}
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 def build_info() -> dict[str, Any] | None:
     """The commit captured when this copy was built (setup.py), None for a source checkout."""
     try:

@@ -66,8 +66,10 @@ class Record:
     # Per-block CPU share of the training thread (CPU time / wall time; below 1: other
     # processes took the CPU), which the timing gate uses to leave pre-empted blocks out.
     block_cpu_shares: list[float] | None = None
-    # The training step that ran (lae_core.step: packed or reference); None in older records.
+    # The training step that ran (reference, packed, compiled or graph); None in older records.
     step: str | None = None
+    # Why CUDA-graph capture failed where it was tried (the step then ran 'packed'), else None.
+    graph_error: str | None = None
     schema_version: int = SCHEMA_VERSION
 
     def to_json(self) -> dict[str, Any]:
@@ -100,7 +102,7 @@ FIELD_TYPES: dict[str, tuple[type, ...]] = {
     f.name: _runtime_types(hint) for f, hint in
     zip(fields(Record), typing.get_type_hints(Record).values())}
 # Fields a stored record may leave out (they came after schema 2 was first written).
-OPTIONAL = {"reference_times_s", "block_cpu_shares", "step"}
+OPTIONAL = {"reference_times_s", "block_cpu_shares", "step", "graph_error"}
 
 
 def validate(record: Mapping[str, Any]) -> Mapping[str, Any]:

@@ -60,12 +60,13 @@ class CellTrainer:
 
     def namespace_for(self, cell: Cell) -> Any:
         """The sweep's namespace; with ``backend: auto`` on a GPU, NumPy for the problems
-        that a short, cached calibration finds faster there (``lae_core.calibrate``)."""
+        that a short, cached calibration finds faster there (``lae_core.calibrate``), probed
+        with the sweep's whole batch of seeds."""
         if self.config.backend != "auto" or backend_name(self.xp) != "cupy":
             return self.xp
         return fastest_backend(self.dataset, cell.model, cell.optimizer, cell.k,
                                self.config.dtype, (self.xp, get_namespace("numpy")),
-                               formulation=cell.formulation)
+                               runs=len(self.config.seeds), formulation=cell.formulation)
 
     # --- training -------------------------------------------------------------------------------
 
@@ -141,7 +142,7 @@ class CellTrainer:
     def _run_record(self, cell: Cell, batch: BatchResult, run, clock: ReferenceClock
                     ) -> Record:
         common = {**self._common(cell, run.seed, len(batch.runs)), "backend": batch.backend}
-        return Record(**common, step=batch.step,
+        return Record(**common, step=batch.step, graph_error=batch.graph_error,
                       formulation=batch.formulation, hyperparameters=batch.hyperparameters,
                       status=run.status, error=None, epochs=run.epochs,
                       epochs_to={str(t): e for t, e in run.epochs_to.items()},

@@ -17,6 +17,7 @@ Shapes: r runs, k latent, m input. Parameters are in the operator's basis.
 """
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import array_api_compat
@@ -60,12 +61,18 @@ def packed_step(op, objective, optimizer, hp: dict, params: tuple, lr: Any,
     # all runs beats per-run products inside a compiled block, and call overhead is noise.
     small = (k <= COMPILED_MAX_K and objective.kk_form in cpu_block.KK_FORM_CODES
              and op.form == "spectral")
-    if raw_module(op.xp) is np:
-        if small and cpu_block.compiled() is not None:
-            return CompiledStep(op, objective, optimizer, hp, params, lr, floor)
-    elif small:
-        return GraphStep(op, objective, optimizer, hp, params, lr, floor)
-    return PackedStep(op, objective, optimizer, hp, params, lr, floor)
+    kind = packed_kind(raw_module(op.xp) is np, small, optimizer.name,
+                       cpu_block.compiled() is not None)
+    return {"compiled": CompiledStep, "graph": GraphStep, "packed": PackedStep}[kind](
+        op, objective, optimizer, hp, params, lr, floor)
+
+
+def packed_kind(on_cpu: bool, small: bool, optimizer: str, numba: bool) -> str:
+    """Which packed step runs: 'compiled' (CPU with Numba), 'graph' (GPU, captured blocks:
+    never Adam, see ``GraphStep``) or 'packed' (the array-call epoch)."""
+    if on_cpu:
+        return "compiled" if small and numba else "packed"
+    return "graph" if small and optimizer not in GRAPH_REFUSES else "packed"
 
 
 def raw_module(xp: Any) -> Any:
@@ -262,6 +269,8 @@ class CompiledStep(PackedStep):
     """The packed step on the CPU with Numba: every epoch of a block in one compiled call
     (``cpu_block``), same buffers and arithmetic as ``PackedStep``."""
 
+    name = "compiled"
+
     def __init__(self, op, objective, optimizer, hp: dict, params: tuple, lr: Any,
                  floor: float):
         self.run_block, self.flush_block, _ = cpu_block.compiled()
@@ -314,17 +323,54 @@ class CompiledStep(PackedStep):
         self.Qs[0] = Q
 
 
+# Optimizers whose per-epoch scalars change with the step count: a captured block would replay
+# the bias corrections of its capture (t = 1..eval_every) forever, so GraphStep refuses them.
+GRAPH_REFUSES = {"adam": "Adam's bias corrections depend on the step count, and a CUDA graph "
+                         "replays the values of its capture"}
+
+
+class CaptureAllocationError(RuntimeError):
+    """Memory was asked for while a CUDA graph was being captured."""
+
+
+@contextlib.contextmanager
+def refuse_allocations(cuda: Any):
+    """Inside: every CuPy allocation raises ``CaptureAllocationError``; yields the capture mode
+    to begin capture with (thread-local: CUDA itself refuses unsafe calls such as cudaMalloc).
+
+    Why: CuPy captures in relaxed mode by default, where a temporary served from the memory
+    pool is captured silently; the graph would then write into memory the pool hands out
+    again after capture. The epochs of a graph block allocate nothing, so any allocation is a
+    bug to report (``graph_error``), never to capture."""
+    def refuse(size: int):
+        raise CaptureAllocationError(f"{size} bytes asked for inside a CUDA graph capture "
+                                     "(an epoch must write into its preallocated buffers)")
+    with cuda.using_allocator(refuse):
+        yield cuda.runtime.streamCaptureModeThreadLocal
+
+
 class GraphStep(PackedStep):
     """The packed step on a GPU at small k in the eigenbasis: an epoch is four kernels and no
     cuBLAS call (``cuda/small_k.cu``), so a block of epochs is captured once as a
-    CUDA graph and replayed with one launch. Where capture fails the epochs run eagerly and
-    ``graph_error`` says why."""
+    CUDA graph and replayed with one launch. Capture runs under ``refuse_allocations``. Where
+    capture fails the epochs run eagerly, ``graph_error`` says why and ``name`` is 'packed'
+    (it is 'graph' once a block was replayed). Adam is refused (``GRAPH_REFUSES``)."""
 
     def __init__(self, op, objective, optimizer, hp: dict, params: tuple, lr: Any,
-                 floor: float, kern: Any = None, products: Any = None):
+                 floor: float, kern: Any = None, products: Any = None, cuda: Any = None):
+        if optimizer.name in GRAPH_REFUSES:
+            raise ValueError(f"GraphStep cannot run {optimizer.name}: "
+                             f"{GRAPH_REFUSES[optimizer.name]}")
         super().__init__(op, objective, optimizer, hp, params, lr, floor, kern)
         self.products = products or self.kern      # CupyKernels: grams, coefficients, left
-        self.graph_error: str | None = None
+        self.cuda = cuda or getattr(self.np, "cuda", None)
+        self.graph_error: str | None = (None if self.cuda is not None else
+                                        f"no CUDA module beside {self.np.__name__}")
+        self.replayed = False
+
+    @property
+    def name(self) -> str:
+        return "graph" if self.replayed and self.graph_error is None else "packed"
 
     def _allocate(self) -> None:
         super()._allocate()
@@ -337,9 +383,11 @@ class GraphStep(PackedStep):
                 self._epoch()
         else:
             stream, graph, swapped = graph
-            stream.wait_event(self.np.cuda.get_current_stream().record())
+            stream.wait_event(self.cuda.get_current_stream().record())
             graph.launch(stream)
             stream.synchronize()
+            self.count += steps
+            self.replayed = True
             if swapped:                 # the captured epochs left Q in the other buffer
                 self.Q, self.Qn = self.Qn, self.Q
         self._flush_state()
@@ -349,22 +397,26 @@ class GraphStep(PackedStep):
         first use. Capture records kernels without running them, so the state is untouched."""
         key = (steps, id(self.Q))
         if key not in self.graphs:
-            start = self.Q
+            start, count = self.Q, self.count
             try:
-                stream = self.np.cuda.Stream(non_blocking=True)
-                with stream:
-                    stream.begin_capture()
+                stream = self.cuda.Stream(non_blocking=True)
+                with stream, refuse_allocations(self.cuda) as mode:
+                    stream.begin_capture(mode)
                     try:
                         for _ in range(steps):
                             self._epoch()
-                    finally:
-                        graph = stream.end_capture()
+                    except BaseException:
+                        with contextlib.suppress(Exception):   # leave capture; keep the cause
+                            stream.end_capture()
+                        raise
+                    graph = stream.end_capture()
             except Exception as exc:   # noqa: BLE001 - any refusal means: run eagerly
                 self.graph_error = f"{type(exc).__name__}: {exc}"
                 return None
             finally:
+                self.count = count      # capture ran the Python side: undo its count
                 swapped = self.Q is not start
-                if swapped:             # capture ran the Python side: undo its buffer swaps
+                if swapped:             # ... and its buffer swaps
                     self.Q, self.Qn = self.Qn, self.Q
             self.graphs[key] = (stream, graph, swapped)
         return self.graphs[key]
