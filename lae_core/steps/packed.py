@@ -61,18 +61,19 @@ def packed_step(op, objective, optimizer, hp: dict, params: tuple, lr: Any,
     # all runs beats per-run products inside a compiled block, and call overhead is noise.
     small = (k <= COMPILED_MAX_K and objective.kk_form in cpu_block.KK_FORM_CODES
              and op.form == "spectral")
-    kind = packed_kind(raw_module(op.xp) is np, small, optimizer.name,
+    kind = packed_kind(raw_module(op.xp) is np, small, optimizer.per_step,
                        cpu_block.compiled() is not None)
     return {"compiled": CompiledStep, "graph": GraphStep, "packed": PackedStep}[kind](
         op, objective, optimizer, hp, params, lr, floor)
 
 
-def packed_kind(on_cpu: bool, small: bool, optimizer: str, numba: bool) -> str:
+def packed_kind(on_cpu: bool, small: bool, per_step: bool, numba: bool) -> str:
     """Which packed step runs: 'compiled' (CPU with Numba), 'graph' (GPU, captured blocks:
-    never Adam, see ``GraphStep``) or 'packed' (the array-call epoch)."""
+    never an optimizer whose scalars change per step, see ``GraphStep``) or 'packed' (the
+    array-call epoch)."""
     if on_cpu:
         return "compiled" if small and numba else "packed"
-    return "graph" if small and optimizer not in GRAPH_REFUSES else "packed"
+    return "graph" if small and not per_step else "packed"
 
 
 def raw_module(xp: Any) -> Any:
@@ -323,10 +324,11 @@ class CompiledStep(PackedStep):
         self.Qs[0] = Q
 
 
-# Optimizers whose per-epoch scalars change with the step count: a captured block would replay
-# the bias corrections of its capture (t = 1..eval_every) forever, so GraphStep refuses them.
-GRAPH_REFUSES = {"adam": "Adam's bias corrections depend on the step count, and a CUDA graph "
-                         "replays the values of its capture"}
+# Why GraphStep refuses an optimizer whose scalars change with the step count (Adam's bias
+# corrections, ``Optimizer.per_step``): they enter the fused pass by value, so a captured block
+# would replay the values of its capture (t = 1..eval_every) forever.
+GRAPH_REFUSES_PER_STEP = ("its scalars change with the step count (bias corrections), and a "
+                          "CUDA graph replays the values of its capture")
 
 
 class CaptureAllocationError(RuntimeError):
@@ -354,13 +356,12 @@ class GraphStep(PackedStep):
     cuBLAS call (``cuda/small_k.cu``), so a block of epochs is captured once as a
     CUDA graph and replayed with one launch. Capture runs under ``refuse_allocations``. Where
     capture fails the epochs run eagerly, ``graph_error`` says why and ``name`` is 'packed'
-    (it is 'graph' once a block was replayed). Adam is refused (``GRAPH_REFUSES``)."""
+    (it is 'graph' once a block was replayed). Adam is refused (``GRAPH_REFUSES_PER_STEP``)."""
 
     def __init__(self, op, objective, optimizer, hp: dict, params: tuple, lr: Any,
                  floor: float, kern: Any = None, products: Any = None, cuda: Any = None):
-        if optimizer.name in GRAPH_REFUSES:
-            raise ValueError(f"GraphStep cannot run {optimizer.name}: "
-                             f"{GRAPH_REFUSES[optimizer.name]}")
+        if optimizer.per_step:
+            raise ValueError(f"GraphStep cannot run {optimizer.name}: {GRAPH_REFUSES_PER_STEP}")
         super().__init__(op, objective, optimizer, hp, params, lr, floor, kern)
         self.products = products or self.kern      # CupyKernels: grams, coefficients, left
         self.cuda = cuda or getattr(self.np, "cuda", None)
