@@ -23,7 +23,8 @@ STEPS = ("auto", "reference", "packed")
 class Step(Protocol):
     """A batch of r runs that advances without a host round-trip between evaluations."""
 
-    name: str           # what ran, as records store it: 'reference' or 'packed'
+    name: str           # what ran, as records store it: 'reference', 'packed', 'compiled'
+                        # or 'graph' (a GraphStep whose capture failed says 'packed')
 
     def run(self, steps: int, cutoffs: np.ndarray | None = None) -> None:
         """Advance ``steps`` epochs (``cutoffs``: the nested-dropout cut-offs of those

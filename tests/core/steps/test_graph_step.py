@@ -17,11 +17,10 @@ from lae_core import synthetic
 from lae_core.hyper import device_hyperparameters, preset_hyperparameters
 from lae_core.objectives import get_objective
 from lae_core.operators import into_basis, make_operator
-from lae_core.optim import get_optimizer
+from lae_core.optim import UPDATE_CODES, get_optimizer
 from lae_core.steps import kernels
-from lae_core.steps.packed import (PACKED_MODELS, PACKED_OPTIMIZERS,
-                                   CaptureAllocationError, GraphStep, PackedStep, packed_kind,
-                                   refuse_allocations)
+from lae_core.steps.packed import (PACKED_MODELS, CaptureAllocationError, GraphStep,
+                                   PackedStep, packed_kind, refuse_allocations)
 from lae_core.train import initial_weights
 
 K, SEEDS = 3, (1, 2)
@@ -103,7 +102,7 @@ def test_graph_step_refuses_adam_with_its_reason():
 
 def test_the_router_never_sends_adam_to_the_graph_step():
     for on_cpu, small, optimizer, numba in itertools.product(
-            (True, False), (True, False), PACKED_OPTIMIZERS, (True, False)):
+            (True, False), (True, False), UPDATE_CODES, (True, False)):
         per_step = get_optimizer(optimizer).per_step
         assert per_step == (optimizer == "adam")
         kind = packed_kind(on_cpu, small, per_step, numba)

@@ -32,7 +32,7 @@ def test_the_interface_has_the_five_operations_the_loop_uses():
 def test_each_step_satisfies_the_interface_with_its_signatures(data, kind):
     step = KINDS[kind](data)
     assert isinstance(step, Step)
-    assert step.name in ("reference", "packed")
+    assert step.name == {"graph": "packed"}.get(kind, kind)   # no CUDA here: graph runs eagerly
     for method in METHODS:
         want = inspect.signature(getattr(Step, method))
         got = inspect.signature(getattr(type(step), method))
