@@ -230,9 +230,15 @@ def vae_grads(op, params, hp, noise=None) -> tuple[Any, ...]:
     g2 -= mo.P.mT
     g2 += W2 * ev[:, None, :]
     g2 *= inv
+    return (g1, g2) + vae_variance_grads(ev, sig2, diag_G, T, W1.shape[-1])
+
+
+def vae_variance_grads(ev: Any, sig2: Any, diag_G: Any, T: Any, m: int) -> tuple[Any, Any]:
+    """The NELBO's gradients for the log-variances v and the log noise s (sigma^2 = e^s):
+    dv = (e^v - 1) / 2 + diag(G) e^v / (2 sigma^2) (r, k), ds = m/2 - T / (2 sigma^2) (r,)."""
     gv = (ev - 1) / 2 + diag_G * ev / (2 * sig2[:, None])
-    gs = W1.shape[-1] / 2 - T / (2 * sig2)
-    return g1, g2, gv, gs
+    gs = m / 2 - T / (2 * sig2)
+    return gv, gs
 
 
 def vae_extra_params(k: int, r: int) -> tuple[np.ndarray, np.ndarray]:

@@ -26,7 +26,7 @@ import numpy as np
 from .. import backend as be
 from . import cpu_block, kernels
 from ..metrics import all_metrics, d_align
-from ..objectives import MODELS, get_objective
+from ..objectives import MODELS, get_objective, vae_variance_grads
 from ..optim import UPDATE_CODES, select_runs
 from .interface import Step, finite_runs, flush_state, pack_evaluation
 
@@ -249,7 +249,8 @@ class VaeRule:
         return step.s, step.d
 
     def extra_grads(self, step) -> tuple:
-        """dv = (e^v - 1)/2 + diag(G) e^v / (2 sigma^2), ds = m/2 - T / (2 sigma^2)."""
+        """``objectives.vae_variance_grads`` from the packed buffers (T = sum_i e^(v_i) G_ii
+        + L, L from S, G and P as ``objectives.reconstruction_loss`` forms it)."""
         xp, k, op = step.np, step.k, step.op
         v, s = step.extra
         ev, sig2 = xp.exp(v), xp.exp(s)
@@ -258,9 +259,7 @@ class VaeRule:
         recon = (op.trace - 2 * xp.sum(W2T * P, axis=(-2, -1))
                  + xp.sum(step.S * step.G, axis=(-2, -1)))
         T = xp.sum(ev * diag_G, axis=-1) + recon
-        gv = (ev - 1) / 2 + diag_G * ev / (2 * sig2[:, None])
-        gs = step.W.shape[-1] / 2 - T / (2 * sig2)
-        return gv, gs
+        return vae_variance_grads(ev, sig2, diag_G, T, step.W.shape[-1])
 
 
 RULES = {"vae": VaeRule(), **{form: KkRule(form) for form in cpu_block.KK_FORM_CODES}}
