@@ -56,13 +56,13 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import analysis, hessian, run, speed
+    from . import analysis, hessian, history, run, speed
 
     parser = _Parser(prog="lae-bench", description="How fast do linear autoencoders "
                      "recover ordered principal components? Sweeps, tables, plots, gates.",
                      epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     verbs = parser.add_subparsers(dest="verb", metavar="VERB", parser_class=_Parser)
-    for module in (run, analysis, speed, hessian):
+    for module in (run, analysis, history, speed, hessian):
         module.register(verbs)
     return parser
 
