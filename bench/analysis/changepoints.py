@@ -45,7 +45,7 @@ from .thresholds import Thresholds
 METRICS = ("epochs", "time")
 METRIC_NAMES = {"epochs": "epochs to threshold", "time": "time per epoch"}
 MIN_NIGHTS = 3          # nights in a segment at least
-PENALTY = 3.0           # x sigma^2 x log n (BIC's is 2; measured: see docs/history.md)
+PENALTY = 6.0           # x sigma^2 x log n: 3x BIC's 2, for heavy-tailed timing noise (docs/history.md)
 SIGMA_FLOOR = 0.01      # 1 %: deterministic epoch counts have no noise of their own
 REGRESSION, IMPROVEMENT, CHANGE = "regression", "improvement", "change"
 
