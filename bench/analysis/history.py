@@ -34,7 +34,8 @@ import pandas as pd
 from ..errors import UsageError
 from ..sweep.record import jsonable
 from ..sweep.store import MANIFEST, load_manifest, records_frame, write_json_atomic
-from .stats import censored_summary, cell_epoch_time, epochs_or_inf
+from ..sweep.censored import censored_summary
+from .stats import cell_epoch_time, epochs_or_inf
 from .timing import timing_samples
 
 NIGHT_KIND = "lae-bench night"

@@ -16,7 +16,7 @@ from bench.analysis.stats import cell_summary
 from bench.cli import main
 from bench.sweep.store import load_manifest, records_frame
 
-from .helpers import cell_records, make_record, write_run
+from ..helpers import cell_records, make_record, write_run
 
 BASELINES = Path(__file__).resolve().parents[2] / "results" / "baselines"
 
