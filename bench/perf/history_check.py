@@ -46,9 +46,9 @@ START = pd.Timestamp("2026-01-01T02:17:00Z")
 
 
 def synthetic_cells(count: int) -> list[dict[str, Any]]:
-    """``count`` cells: every model and optimizer, then k, for as many as asked."""
-    cells = [{"model": m, "optimizer": o, "k": k} for k in KS for m in MODELS
-             for o in OPTIMIZERS]
+    """``count`` cells: every k of a model and optimizer, then the next, as many as asked."""
+    cells = [{"model": m, "optimizer": o, "k": k} for m in MODELS for o in OPTIMIZERS
+             for k in KS]
     if count > len(cells):
         raise ValueError(f"at most {len(cells)} synthetic cells")
     return cells[:count]
