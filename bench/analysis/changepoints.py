@@ -34,7 +34,6 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any, Iterable, Sequence
 
 import numpy as np
-import pandas as pd
 from scipy.stats import mannwhitneyu
 
 from ..sweep.record import jsonable
@@ -91,9 +90,7 @@ def significant(y: np.ndarray, points: list[int], alpha: float) -> list[tuple[in
 
 
 def segment_p(before: np.ndarray, after: np.ndarray) -> float:
-    """Two-sided Mann-Whitney U p-value of two segments (1 when they are identical)."""
-    if np.array_equal(np.unique(before), np.unique(after)) and np.unique(before).size == 1:
-        return 1.0
+    """Two-sided Mann-Whitney U p-value of the nights of two segments."""
     return float(mannwhitneyu(before, after, alternative="two-sided").pvalue)
 
 
@@ -236,7 +233,7 @@ def size_text(point: ChangePoint) -> str:
     """'x1.52', with a bound sign where a side is censored (at least its cap)."""
     sign = ">=" if point.censored_after and not point.censored_before else \
         "<=" if point.censored_before and not point.censored_after else ""
-    return f"x{sign}{point.ratio:.3g}" if not (point.censored_before and point.censored_after) \
+    return f"x{sign}{point.ratio:.2f}" if not (point.censored_before and point.censored_after) \
         else "censored in both"
 
 

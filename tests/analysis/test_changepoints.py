@@ -4,6 +4,7 @@ counts as new, and the exit code of `lae-bench history`."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,13 +17,15 @@ from bench.perf.history_check import (detection_targets, history_of, load_residu
                                       synthetic_nights, write_history)
 
 HISTORIES, NIGHTS = 40, 60
+NOISE = (Path(__file__).resolve().parents[2] / "results" / "measurements"
+         / "history_noise-2026-12-03.json")
 
 
 @pytest.fixture(scope="module")
 def residuals() -> np.ndarray:
     """Night-to-night log residuals of per-epoch times measured on this project's machine
     (results/measurements/history_noise-*.json)."""
-    return load_residuals()
+    return load_residuals(NOISE)
 
 
 @pytest.fixture(scope="module")

@@ -119,12 +119,12 @@ def screenshots(site: Path, out: Path) -> list[Path]:
         playwright, context = browser_context(Path(profile))
         written = []
         cell = next(p for p in sorted((site / "cells").iterdir())
-                    if 'class="change"' in p.read_text())
-        for path, name in ((site / "index.html", "history-overview.png"),
-                           (cell, "history-cell.png")):
+                    if 'class="regression"' in p.read_text())
+        for path, name, whole in ((site / "index.html", "history-overview.png", False),
+                                  (cell, "history-cell.png", True)):
             page = context.new_page()
             page.goto(path.as_uri(), wait_until="load")
-            page.screenshot(path=str(out / name))
+            page.screenshot(path=str(out / name), full_page=whole)
             page.close()
             written.append(out / name)
         context.close()

@@ -18,7 +18,7 @@ from ...formatting import format_epochs, format_seconds
 from ..changepoints import METRIC_NAMES, ChangePoint, commit_range, compare_url, size_text
 from ..history import TIME_COLUMN, History, series_values
 from ..plots import MODEL_COLOURS, OPTIMIZER_NAMES
-from ..report import CSS, html_table
+from ..report import CSS
 from ..rows import Rows
 from .svg import VERDICT_COLOURS, Chart, Line, Mark, sparkline
 
@@ -91,8 +91,13 @@ def overview_page(history: History, rows: Rows, points: Sequence[ChangePoint],
     by_stream: dict[tuple, list[ChangePoint]] = {}
     for p in points:
         by_stream.setdefault((p.cell, p.machine_id, p.backend), []).append(p)
-    table_rows = [_overview_row(key[0], stream, by_stream.get(key, []), context)
-                  for key, stream in rows.group("cell", *STREAM)]
+    sections = []
+    for data_id, data_rows in rows.group("data_id"):
+        table_rows = [_overview_row(stream, by_stream.get(
+            (stream.first("cell"), *key[-2:]), []), context) for key, stream in data_rows.group(
+            "model", "optimizer", "k", "dtype", *STREAM)]
+        sections.append(f"<h2>{html.escape(str(data_id))}</h2>" + OVERVIEW_HEAD.format(
+            threshold=context["threshold"]) + "".join(table_rows) + "</tbody></table>")
     frame = history.frame
     new = [p for p in points if p.new]
     head = (f"<p>{history.nights} nights from {frame['date'].min():%Y-%m-%d} to "
@@ -101,15 +106,16 @@ def overview_page(history: History, rows: Rows, points: Sequence[ChangePoint],
             f"history; a vertical line marks the latest change point (red: regression, green: "
             f"improvement, grey: within the thresholds); a hollow last point is censored (the "
             f"cap: at least that many epochs).</p>")
-    table = ("<table><thead><tr><th>cell</th><th>machine (backend)</th>"
-             f"<th>epochs to {context['threshold']:g}</th><th></th><th>time per epoch</th>"
-             "<th></th><th>latest change</th></tr></thead><tbody>" + "".join(table_rows)
-             + "</tbody></table>")
-    return document("lae-bench nightly history", head + table)
+    return document("lae-bench nightly history", head + "".join(sections))
 
 
-def _overview_row(cell: str, stream: Rows, points: Sequence[ChangePoint],
-                  context: dict[str, Any]) -> str:
+OVERVIEW_HEAD = ("<table><thead><tr><th>cell</th><th>machine (backend)</th><th>epochs to "
+                 "{threshold:g}</th><th></th><th>time per epoch</th><th></th>"
+                 "<th>latest change</th></tr></thead><tbody>")
+
+
+def _overview_row(stream: Rows, points: Sequence[ChangePoint], context: dict[str, Any]
+                  ) -> str:
     x = stream["day"].astype(float)
     epochs, times = series_values(stream, "epochs"), series_values(stream, "time")
     censored = stream["censored"].astype(bool)
@@ -119,8 +125,15 @@ def _overview_row(cell: str, stream: Rows, points: Sequence[ChangePoint],
     last_epochs = (f"&ge; {format_epochs(float(stream.last('max_epochs')))}"
                    if stream.last("censored") else format_epochs(float(epochs[-1])))
     newest = points[0] if points else None
-    return (f'<tr><td><a href="cells/{page_name(cell)}">{html.escape(cell)}</a></td>'
-            f"<td>{html.escape(stream_label(stream))}</td><td class=num>{last_epochs}</td>"
+    name = (f"{stream.first('model')} {stream.first('optimizer')} k={stream.first('k')} "
+            f"{stream.first('dtype')}")
+    gpu = stream.last("gpu")
+    machine = f"{gpu if isinstance(gpu, str) else stream.last('cpu_model')} " \
+              f"({stream.last('backend')})"
+    return (f'<tr><td><a href="cells/{page_name(stream.first("cell"))}">{html.escape(name)}'
+            f"</a></td>"
+            f'<td title="{html.escape(stream_label(stream))}">{html.escape(machine)}</td>'
+            f"<td class=num>{last_epochs}</td>"
             f'<td class="spark">{spark_e}</td><td class=num>{format_seconds(times[-1])}</td>'
             f'<td class="spark">{spark_t}</td><td>{_verdict_html(newest)}</td></tr>')
 
@@ -160,8 +173,9 @@ def _series_chart(stream: Rows, metric: str, points: Sequence[ChangePoint]) -> C
                           PALETTE[i % len(PALETTE)], hollow=hollow,
                           tips=_tips(series, values, metric)))
     marks = [_mark(p) for p in points if p.metric == metric]
-    unit = "epochs (hollow: censored, at the cap)" if metric == "epochs" else "seconds"
-    return Chart(METRIC_NAMES[metric], unit, lines, marks, log_y=True)
+    unit = "epochs (hollow: censored, at the cap)" if metric == "epochs" else "per epoch"
+    return Chart(METRIC_NAMES[metric], unit, lines, marks, log_y=True,
+                 y_format=format_epochs if metric == "epochs" else format_seconds)
 
 
 def _normalised_chart(stream: Rows) -> Chart:

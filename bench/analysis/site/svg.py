@@ -12,7 +12,7 @@ from __future__ import annotations
 import html
 import math
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -131,6 +131,7 @@ class Chart:
     width: int = 760
     height: int = 260
     x_label: str = ""
+    y_format: Callable[[float], str] | None = None    # tick labels (default: 3 digits)
 
     def svg(self) -> str:
         left, right, top, bottom = 62, 16, 24, 40
@@ -160,6 +161,7 @@ class Chart:
         out = [f'<line x1="{left}" x2="{left}" y1="{y1}" y2="{y0}" stroke="#999"/>',
                f'<line x1="{left}" x2="{self.width - 16}" y1="{y0}" y2="{y0}" stroke="#999"/>']
         for value, text in value_ticks(ay.low, ay.high, ay.log):
+            text = html.escape(self.y_format(value)) if self.y_format else text
             y = _f(float(ay(np.array([value]))[0]))
             out.append(f'<line x1="{left}" x2="{self.width - 16}" y1="{y}" y2="{y}" '
                        f'stroke="#eee"/><text x="{left - 4}" y="{y}" font-size="10" '
@@ -223,8 +225,8 @@ def value_ticks(low: float, high: float, log: bool) -> list[tuple[float, str]]:
         steps = (1, 2, 5) if high - low < 2.5 else (1,)
         values = [m * 10.0 ** d for d in decades for m in steps
                   if low - 1e-9 <= math.log10(m * 10.0 ** d) <= high + 1e-9]
-        if len(values) < 2:
-            values = [10 ** low, 10 ** high]
+        if len(values) < 2:     # less than a factor 2: three ticks evenly in log space
+            values = [float(f"{10 ** e:.2g}") for e in np.linspace(low, high, 5)[1:4]]
         return [(v, f"{v:.3g}") for v in values]
     step = 10 ** math.floor(math.log10((high - low) / 4 or 1))
     for factor in (1, 2, 5, 10):
