@@ -17,7 +17,7 @@ import pandas as pd
 from ...formatting import format_epochs, format_seconds
 from ..changepoints import METRIC_NAMES, ChangePoint, commit_range, compare_url, size_text
 from ..history import TIME_COLUMN, History, series_values
-from ..plots import MODEL_COLOURS, OPTIMIZER_NAMES
+from ..plotkit import MODEL_COLOURS, OPTIMIZER_NAMES
 from ..report import CSS
 from ..rows import Rows
 from .svg import VERDICT_COLOURS, Chart, Line, Mark, sparkline
