@@ -36,6 +36,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 from scipy.stats import mannwhitneyu
 
+from ..errors import UsageError
 from ..sweep.record import jsonable
 from .history import History, series_values
 from .rows import Rows
@@ -62,7 +63,11 @@ def detect(values: np.ndarray, alpha: float = 0.01, min_nights: int = MIN_NIGHTS
            penalty: float = PENALTY) -> list[tuple[int, float]]:
     """Significant change points of one series (n,) of positive values: (index of the first
     night after the change, p-value), in order."""
-    import ruptures    # only the history code paths need it (the GPU image lacks it)
+    try:
+        import ruptures    # only the history code paths need it (the GPU image lacks it)
+    except ImportError:
+        raise UsageError("change points need ruptures: pip install ruptures (a dependency "
+                         "of lae-bench)") from None
 
     y = np.log(np.asarray(values, dtype=float))
     n = y.size
@@ -186,8 +191,8 @@ def find_change_points(history: History, thresholds: Thresholds | None = None,
     frame = history.frame
     if frame.empty:
         return []
-    newest = frame.groupby(["machine_id", "backend"])["night"].transform("max")
-    rows = Rows.of(frame.assign(_in_newest=frame["night"] == newest))
+    newest = frame.groupby(["machine_id", "backend"])["date"].transform("max")
+    rows = Rows.of(frame.assign(_in_newest=frame["date"] == newest))
     found = []
     for _, series in rows.group("series"):
         for metric in metrics:
@@ -256,9 +261,15 @@ def summary_line(history: History, points: Sequence[ChangePoint]) -> str:
     machines = frame["machine_id"].nunique() if not frame.empty else 0
     cells = frame["cell"].nunique() if not frame.empty else 0
     series = frame["series"].nunique() if not frame.empty else 0
-    regressions = len(new_regressions(points))
-    return (f"{history.nights} nights, {machines} machines, {cells} cells, {series} series: "
-            f"{len(points)} change points, {regressions} new regressions")
+    counts = ((history.nights, "night"), (machines, "machine"), (cells, "cell"),
+              (series, "series"))
+    found = ((len(points), "change point"), (len(new_regressions(points)), "new regression"))
+    return (", ".join(_plural(n, word) for n, word in counts) + ": "
+            + ", ".join(_plural(n, word) for n, word in found))
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 or word.endswith("s") else f"{n} {word}s"
 
 
 def render_text(history: History, points: Sequence[ChangePoint], repo_url: str | None = None

@@ -22,6 +22,8 @@ Unreadable entries (corrupt, foreign, schema 1) are skipped and named in one lin
 
 def register(verbs: argparse._SubParsersAction) -> None:
     p = verbs.add_parser("history", help="add a night to a history, or list its change points",
+                         usage="lae-bench history [options] HISTORY\n"
+                               "       lae-bench history add RUN_DIR HISTORY",
                          description="Each night's results in one folder; change points per "
                          "cell series (machine, backend), newest first.",
                          epilog=HISTORY_EPILOG,

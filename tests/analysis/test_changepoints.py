@@ -125,3 +125,13 @@ def test_renderings_list_points_newest_first_and_link_commits(tmp_path):
     assert [p["commit_after"] for p in data["change_points"]] == [nights[25]["commit"],
                                                                    nights[10]["commit"]]
     assert RENDERERS["text"](history, points).count("\n") == 2 + len(points)
+
+
+def test_without_ruptures_the_history_says_what_to_install(monkeypatch):
+    import sys
+
+    from bench.errors import UsageError
+
+    monkeypatch.setitem(sys.modules, "ruptures", None)      # import fails as if not installed
+    with pytest.raises(UsageError, match="pip install ruptures"):
+        detect(np.arange(1.0, 20.0))
