@@ -409,7 +409,7 @@ def run_step(step: str, p: Plan, out: Path, workdir: Path) -> int:
     elif step == "tests":
         return tests(p, out)
     else:
-        summarize(out)
+        summarize(out, dry=p.dry)
     return 0
 
 

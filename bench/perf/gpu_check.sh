@@ -101,7 +101,7 @@ for step_cap in info:10 smoke:45 speed:60 parity:20 fig4:120 tests:35; do
     [ "$code" -eq 0 ] || status=1
     done_steps="${done_steps:+$done_steps,}$step:$code:$seconds:$cap"
     timeout --kill-after=1 2 "$py" -m bench.perf.gpu_summary "$out" --steps "$done_steps" \
-        || echo "gpu-check: the summary refresh after $step failed" >&2
+        "${dry[@]}" || echo "gpu-check: the summary refresh after $step failed" >&2
 done
 echo "gpu-check: files in $out: $(ls "$out" | tr '\n' ' ')" >&2
 exit $status

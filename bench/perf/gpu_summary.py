@@ -155,10 +155,12 @@ def why_not_measured(step: str, steps: dict[str, dict]) -> str:
     return f"{step}: {status}" if status != "done" else f"{step}: ran, but wrote no row for it"
 
 
-def summarize(out: Path, steps: dict[str, dict] | None = None) -> dict:
-    """Every target from the files in ``out`` and the steps' fates; writes summary.json."""
+def summarize(out: Path, steps: dict[str, dict] | None = None, dry: bool = False) -> dict:
+    """Every target from the files in ``out`` and the steps' fates; writes summary.json.
+    ``dry``: the check ran with --dry (info.json says so too, where its step finished)."""
     steps = steps or {}
     info = read_json(out / "info.json") or {}
+    dry = dry or bool(info.get("dry"))
     smoke = [r for r in read_rows(out / "smoke.jsonl") if r.get("kind") == "graph_vs_eager"]
     parity = read_rows(out / "parity.jsonl")
     facts = fig4_facts(out)
@@ -194,9 +196,9 @@ def summarize(out: Path, steps: dict[str, dict] | None = None) -> dict:
     targets["fig4_seconds"] = fig4_target(facts, steps.get("fig4"), why["fig4"])
 
     summary = {
-        "dry": info.get("dry"),
+        "dry": dry,
         **({"note": "dry run: a CPU stand-in at small sizes; no number here is a GPU's"}
-           if info.get("dry") else {}),
+           if dry else {}),
         "device": ((info.get("gpu") or {}).get("gpu_name")
                    or (info.get("machine") or {}).get("cpu_model")),
         "commit": info.get("git"),
@@ -242,8 +244,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.perf.gpu_summary")
     parser.add_argument("out", type=Path)
     parser.add_argument("--steps", default="", help="STEP:EXIT:SECONDS:CAP,... so far")
+    parser.add_argument("--dry", action="store_true", help="the check ran with --dry")
     args = parser.parse_args(argv)
-    summarize(args.out, parse_steps(args.steps))
+    summarize(args.out, parse_steps(args.steps), args.dry)
     return 0
 
 

@@ -64,6 +64,9 @@ def test_a_cut_step_and_the_steps_after_it_are_named_as_not_measured(tmp_path):
     assert summary["steps"]["fig4"] == {"status": "not run (the check ended before it)"}
     assert json.loads((tmp_path / "summary.json").read_text()) == json.loads(
         json.dumps(summary))
+    assert summary["dry"] is False and "note" not in summary
+    (tmp_path / "info.json").unlink()            # a dry check whose info step was cut
+    assert gpu_summary.summarize(tmp_path, steps, dry=True)["note"].startswith("dry run")
 
 
 def test_fig4_cut_at_a_cap_of_at_least_its_target_has_missed_it(tmp_path):
