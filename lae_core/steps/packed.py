@@ -390,6 +390,7 @@ class GraphStep(PackedStep):
             self.replayed = True
             if swapped:                 # the captured epochs left Q in the other buffer
                 self.Q, self.Qn = self.Qn, self.Q
+            return                      # the graph flushed the optimizer state
         self._flush_state()
 
     def _graph(self, steps: int):
@@ -405,6 +406,7 @@ class GraphStep(PackedStep):
                     try:
                         for _ in range(steps):
                             self._epoch()
+                        self._flush_state()     # in the graph: one launch per block
                     except BaseException:
                         with contextlib.suppress(Exception):   # leave capture; keep the cause
                             stream.end_capture()
