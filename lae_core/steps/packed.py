@@ -36,12 +36,17 @@ PACKED_FORMS = ("spectral", "covariance")
 # Up to this k the k x k x m products run as compiled loops inside one call per block; beyond
 # it BLAS is faster than those loops and the per-call overhead of the array-call epoch is small.
 COMPILED_MAX_K = 32
+# The k x k forms whose small-k GPU epoch is kernels only (no cuBLAS call): it can be captured.
+GRAPH_FORMS = (*cpu_block.KK_FORM_CODES, "vae")
 
 
 def packed_unsupported(op, objective, optimizer) -> str | None:
     """Why the packed step cannot run this combination (None: it can)."""
+    if objective.name == "nd" and array_api_compat.is_cupy_namespace(op.xp):
+        return None if optimizer.name in UPDATE_CODES else \
+            f"optimizer {optimizer.name} (packed: {', '.join(UPDATE_CODES)})"
     if objective.kk_form is None:
-        return f"model {objective.name} (packed: {', '.join(PACKED_MODELS)})"
+        return f"model {objective.name} (packed: {', '.join(PACKED_MODELS)}; nd on CuPy)"
     if op.form not in PACKED_FORMS:
         return f"formulation {op.form} (packed: {', '.join(PACKED_FORMS)})"
     if optimizer.name not in UPDATE_CODES:
@@ -57,12 +62,15 @@ def packed_step(op, objective, optimizer, hp: dict, params: tuple, lr: Any,
     """The packed step for this namespace: compiled blocks on NumPy with Numba, else the
     array-call epoch (CuPy kernels on a GPU, NumPy calls without Numba)."""
     k = params[0].shape[-2]
+    if objective.name == "nd":
+        return NdStep(op, objective, optimizer, hp, params, lr, floor)
     # In the covariance form the (2k r, m) x (m, m) product is the epoch: one BLAS call over
     # all runs beats per-run products inside a compiled block, and call overhead is noise.
-    small = (k <= COMPILED_MAX_K and objective.kk_form in cpu_block.KK_FORM_CODES
-             and op.form == "spectral")
-    kind = packed_kind(raw_module(op.xp) is np, small, optimizer.per_step,
-                       cpu_block.compiled() is not None)
+    on_cpu = raw_module(op.xp) is np
+    # the CPU's compiled blocks know the k x k forms; the GPU's graph also the VAE's kernels
+    small = (k <= COMPILED_MAX_K and op.form == "spectral"
+             and objective.kk_form in (cpu_block.KK_FORM_CODES if on_cpu else GRAPH_FORMS))
+    kind = packed_kind(on_cpu, small, optimizer.per_step, cpu_block.compiled() is not None)
     return {"compiled": CompiledStep, "graph": GraphStep, "packed": PackedStep}[kind](
         op, objective, optimizer, hp, params, lr, floor)
 
@@ -94,9 +102,9 @@ class PackedStep:
         self.op, self.objective, self.optimizer, self.hp = op, objective, optimizer, hp
         self.np = raw_module(op.xp)
         self.kern = kern or kernels.for_module(self.np)
-        self.products = kernels.ArrayProducts(self.np, self.kern.flush)
+        self.products = kernels.products_for(self.np, self.kern)
         self.floor = floor
-        self.rule = RULES[objective.kk_form]
+        self.rule = rule_for(objective.kk_form, self.kern)
         W1, W2 = params[0], params[1]
         self.k = W1.shape[-2]
         self.W = self.np.ascontiguousarray(self.np.concatenate((W1, W2.mT), axis=1))
@@ -162,8 +170,7 @@ class PackedStep:
     def _epoch(self) -> None:
         W, products = self.W, self.products
         if self.op.form == "covariance":
-            r, k2, m = W.shape
-            self.np.matmul(W.reshape(r * k2, m), self.op.C, out=self.Q.reshape(r * k2, m))
+            products.times_c(W, self.op.C, self.Q)
         products.grams(W, self.Q, self.S, self.G, self.floor)
         self.rule.coefficients(self)
         products.left(W, self.Q, self.K1, self.K2, self.L1, self.prod1, self.prod2, self.E,
@@ -177,12 +184,13 @@ class PackedStep:
         optimizer = self.optimizer
         self.count += 1                                 # the optimizer's step t
         spectral = self.op.form == "spectral"
-        extra_grads = self.rule.extra_grads(self) if self.extra else None  # before W moves
+        separate = self.extra and not self.rule.fused_extras   # else the rule's kernels did it
+        extra_grads = self.rule.extra_grads(self) if separate else None  # before W moves
         self.kern.tail(optimizer.code, optimizer.scalars(self.count, self.W.dtype), self.W,
                        self.Q, self.prod1, self.prod2, self.E, self.a, self.b,
                        self.rule.scales(self), self.lr, self.state, self.floor,
                        self.op.c if spectral else None, self.Qn if spectral else None)
-        if self.extra:
+        if separate:
             self.extra, self.extra_state = self.optimizer.update(extra_grads, self.extra_state,
                                                                  self.extra, self.lr)
             self.extra = tuple(be.flush(self.op.xp, p, self.floor) for p in self.extra)
@@ -190,9 +198,16 @@ class PackedStep:
     def _flush_state(self) -> None:
         for name, buf in zip(self.optimizer.buffers, self.state):
             self.kern.flush(buf, self.optimizer.state_floor(name, self.floor))
-        if self.extra_state is not None:
+        if self.extra_state is not None and self.rule.fused_extras:
+            self._flush_extra_state_in_place()
+        elif self.extra_state is not None:
             self.extra_state = flush_state(self.op.xp, self.optimizer, self.extra_state,
                                            self.floor)
+
+    def _flush_extra_state_in_place(self) -> None:
+        for name in self.optimizer.buffers:
+            for buf in getattr(self.extra_state, name):
+                self.kern.flush(buf, self.optimizer.state_floor(name, self.floor))
 
 
 # --- per-model coefficients ---------------------------------------------------------------------
@@ -201,6 +216,8 @@ class KkRule:
     """The L2 models, RAG and nested dropout in expectation: K1, K2 (L1) from S and G by
     ``ArrayProducts.coefficients`` (``cpu_block.KK_FORM_CODES``), constant rows a, b:
     L2 a = -2, b = 2 lam; RAG a = -2, b = 0; nested dropout a = -2p, b = 0."""
+
+    fused_extras = False
 
     def __init__(self, kk_form: str):
         self.code = cpu_block.KK_FORM_CODES[kk_form]
@@ -219,7 +236,7 @@ class KkRule:
 
     def coefficients(self, step) -> None:
         step.products.coefficients(self.code, step.S, step.G, step.M2, step.K1, step.K2,
-                                   step.L1)
+                                   step.L1, step.floor)
 
 
 class VaeRule:
@@ -229,6 +246,7 @@ class VaeRule:
     the NELBO's gradients from ``extra_grads``."""
 
     rotation = False
+    fused_extras = False
 
     def fill_rows(self, step) -> None:
         step.a[...] = -1
@@ -262,7 +280,40 @@ class VaeRule:
         return vae_variance_grads(ev, sig2, diag_G, T, step.W.shape[-1])
 
 
+class FusedVaeRule(VaeRule):
+    """The VAE on a GPU, allocation-free: v and s stay in their buffers and move inside two
+    kernels (``cuda/vae.cu``): one thread per unit forms K1 = G, K2 = S^T, the rows b and the
+    scale s, its terms of the NELBO's T, and updates v; one thread per run sums T and updates
+    s. Same gradients as ``VaeRule`` (sums in another order)."""
+
+    fused_extras = True
+
+    def fill_rows(self, step) -> None:
+        super().fill_rows(step)
+        r, k = step.extra[0].shape
+        step.terms = step.np.empty((r, 3 * k), step.W.dtype)
+
+    def coefficients(self, step) -> None:
+        optimizer, kern = step.optimizer, step.kern
+        v, s = step.extra
+        slots = [tuple(getattr(step.extra_state, field)[which] for field in optimizer.buffers)
+                 for which in (0, 1)]
+        # this epoch's t: the fused pass counts it after
+        rule, sc = optimizer.code, optimizer.scalars(step.count + 1, step.W.dtype)
+        kern.vae_coefficients(rule, sc, step.W, step.Q, step.S, step.G, step.K1, step.K2,
+                              step.b, step.s, v, slots[0], s, step.terms, step.lr, step.floor)
+        kern.vae_noise(rule, sc, s, slots[1], step.terms, step.op.trace, step.W.shape[-1],
+                       step.lr, step.floor)
+
+
 RULES = {"vae": VaeRule(), **{form: KkRule(form) for form in cpu_block.KK_FORM_CODES}}
+
+
+def rule_for(kk_form: str, kern: Any):
+    """The rule of a k x k form; the VAE's kernels where the kernel set has them (CUDA)."""
+    if kk_form == "vae" and hasattr(kern, "vae_coefficients"):
+        return FusedVaeRule()
+    return RULES[kk_form]
 
 
 class CompiledStep(PackedStep):
@@ -351,11 +402,12 @@ def refuse_allocations(cuda: Any):
 
 
 class GraphStep(PackedStep):
-    """The packed step on a GPU at small k in the eigenbasis: an epoch is four kernels and no
-    cuBLAS call (``cuda/small_k.cu``), so a block of epochs is captured once as a
-    CUDA graph and replayed with one launch. Capture runs under ``refuse_allocations``. Where
-    capture fails the epochs run eagerly, ``graph_error`` says why and ``name`` is 'packed'
-    (it is 'graph' once a block was replayed). Adam is refused (``GRAPH_REFUSES_PER_STEP``)."""
+    """The packed step on a GPU at small k in the eigenbasis: an epoch is four kernels (five
+    for the VAE) and no cuBLAS call (``cuda/small_k.cu``, ``cuda/vae.cu``), so a block of
+    epochs and the optimizer state's flush are captured once as a CUDA graph and replayed
+    with one launch. Capture runs under ``refuse_allocations``. Where capture fails the
+    epochs run eagerly, ``graph_error`` says why and ``name`` is 'packed' (it is 'graph'
+    once a block was replayed). Adam is refused (``GRAPH_REFUSES_PER_STEP``)."""
 
     def __init__(self, op, objective, optimizer, hp: dict, params: tuple, lr: Any,
                  floor: float, kern: Any = None, products: Any = None, cuda: Any = None):
@@ -422,3 +474,70 @@ class GraphStep(PackedStep):
                     self.Q, self.Qn = self.Qn, self.Q
             self.graphs[key] = (stream, graph, swapped)
         return self.graphs[key]
+
+
+class NdStep(PackedStep):
+    """Stochastic nested dropout on the samples, packed, on a GPU (``cuda/nd.cu``): per epoch
+    five cuBLAS calls on fixed buffers (Y = X W^T and T = X^T [H | Zm] over all runs at once,
+    Zm G, Zm^T Zm and its product with W2^T per run, operands as they lie) and three kernels
+    (the masks with G, the residual H, the gradient with the update). A block's cut-offs are
+    uploaded once into a fixed device buffer; nothing is allocated per epoch."""
+
+    name = "packed"
+
+    def __init__(self, op, objective, optimizer, hp: dict, params: tuple, lr: Any,
+                 floor: float, kern: Any = None):
+        self.op, self.objective, self.optimizer, self.hp = op, objective, optimizer, hp
+        self.np = raw_module(op.xp)
+        self.kern = kern or kernels.for_module(self.np)
+        self.products = kernels.CublasProducts(self.kern)
+        self.floor, self.lr, self.count = floor, lr, 0
+        W1, W2 = params
+        self.k = W1.shape[-2]
+        self.W = self.np.ascontiguousarray(self.np.concatenate((W1, W2.mT), axis=1))
+        self.state = tuple(self.np.zeros_like(self.W) for _ in optimizer.buffers)
+        self.extra, self.extra_state = (), None
+        self.rule = RULES["nested_dropout"]             # only for fused_extras (False)
+        self.cut = self.np.empty((0, 0, 0), np.int32)
+        self._allocate()
+
+    def _allocate(self) -> None:
+        xp, (r, k2, m), dt = self.np, self.W.shape, self.W.dtype
+        n, k = self.op.n, k2 // 2
+        self.Y, self.HZ = xp.empty((n, r, k2), dt), xp.empty((n, r, k2), dt)
+        self.T = xp.empty((m, r, k2), dt)
+        self.G, self.A = xp.empty((r, k, k), dt), xp.empty((r, k, k), dt)
+        self.prod2 = xp.empty((r, k, m), dt)
+
+    def run(self, steps: int, cutoffs: np.ndarray | None = None) -> None:
+        cut = self._upload(cutoffs)
+        for e in range(steps):
+            self._epoch(cut[e])
+        self._flush_state()
+
+    def _upload(self, cutoffs: np.ndarray):
+        """The block's cut-offs (steps, r, n) in the fixed device buffer: one host-to-device
+        copy; the buffer grows only when a block is longer or the batch changed."""
+        steps = cutoffs.shape[0]
+        if self.cut.shape[0] < steps or self.cut.shape[1:] != cutoffs.shape[1:]:
+            self.cut = self.np.empty(cutoffs.shape, np.int32)
+        view = self.cut[:steps]
+        view.set(np.ascontiguousarray(cutoffs, dtype=np.int32))
+        return view
+
+    def _epoch(self, cutoffs) -> None:
+        W, HZ, k, (n, r, k2) = self.W, self.HZ, self.k, self.HZ.shape
+        gemm, X = self.products.gemm, self.op.X
+        m = W.shape[2]
+        gemm(X, False, W.reshape(r * k2, m), True, self.Y.reshape(n, r * k2))
+        self.kern.nd_mask(self.Y, cutoffs, HZ, W, self.G)
+        runs = HZ.transpose(1, 0, 2)                    # (r, n, 2k) views, no copy
+        gemm(runs[:, :, k:], False, self.G, False, runs[:, :, :k])
+        self.kern.nd_residual(self.Y, cutoffs, HZ)
+        gemm(X, True, HZ.reshape(n, r * k2), False, self.T.reshape(m, r * k2))
+        gemm(runs[:, :, k:], True, runs[:, :, k:], False, self.A)
+        gemm(self.A, True, W[:, k:], False, self.prod2)
+        self.count += 1
+        optimizer = self.optimizer
+        self.kern.nd_tail(optimizer.code, optimizer.scalars(self.count, W.dtype), W, self.T,
+                          self.prod2, self.lr, self.state, self.floor, n)

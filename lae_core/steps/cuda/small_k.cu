@@ -22,15 +22,27 @@ __global__ void lae_grams(const long long total, const int k, const int m,
 }
 
 template<typename T>
+__device__ T lae_flushed(const T x, const T floor) {
+    return fabs(x) < floor ? (T)0 : x;
+}
+
+template<typename T>
 __global__ void lae_coefficients(const long long total, const int k, const int model,
-        const T* __restrict__ S, const T* __restrict__ G, const T* __restrict__ M2,
-        T* __restrict__ K1, T* __restrict__ K2, T* __restrict__ L1) {
-    // K1, K2 (and L1) of every run, as packed.py's rules: model 0 L2, 1 RAG, 2 nd_exp
+        T* __restrict__ S, T* __restrict__ G, const T* __restrict__ M2,
+        T* __restrict__ K1, T* __restrict__ K2, T* __restrict__ L1, const T floor) {
+    // K1, K2 (and L1) of every run, as packed.py's rules: model 0 L2, 1 RAG, 2 nd_exp.
+    // S and G are flushed here (read flushed, written back flushed): the cuBLAS products
+    // leave them raw. A thread may read S[q, p] before or after its owner wrote it back;
+    // flushing is idempotent, so both give the same value.
     const long long idx = (long long)blockIdx.x * blockDim.x + threadIdx.x;
     if (idx >= total) return;
     const int kk = k * k, p = (int)(idx % kk) / k, q = (int)(idx % k);
     const long long i = idx / kk, at = i * kk + (long long)p * k + q;
-    const T two = (T)2, Spq = S[at], Sqp = S[i * kk + (long long)q * k + p], Gpq = G[at];
+    const T two = (T)2, Spq = lae_flushed(S[at], floor),
+          Sqp = lae_flushed(S[i * kk + (long long)q * k + p], floor),
+          Gpq = lae_flushed(G[at], floor);
+    S[at] = Spq;
+    G[at] = Gpq;
     if (model == 2) {
         K1[at] = Gpq * M2[p * k + q];
         K2[at] = Sqp * M2[q * k + p];

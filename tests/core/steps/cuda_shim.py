@@ -18,6 +18,7 @@ struct Index { unsigned int x; };
 static Index blockIdx, blockDim, threadIdx;
 using std::fabs; using std::sqrt;
 #define __global__
+#define __device__
 """
 TYPES = {np.float32: ("float", ctypes.c_float), np.float64: ("double", ctypes.c_double)}
 TAIL_ARGS = ("long long total, int k, int m, T* W, const T* Q, const T* prod1, const T* prod2, "
@@ -28,8 +29,8 @@ TAIL_ARGS = ("long long total, int k, int m, T* W, const T* Q, const T* prod1, c
 
 SMALL_K_ARGS = {
     "grams": "long long total, int k, int m, const T* W, const T* Q, T* S, T* G, T floor",
-    "coefficients": "long long total, int k, int model, const T* S, const T* G, const T* M2, "
-                    "T* K1, T* K2, T* L1",
+    "coefficients": "long long total, int k, int model, T* S, T* G, const T* M2, "
+                    "T* K1, T* K2, T* L1, T floor",
     "left": "long long total, int k, int m, int rows, const T* W, const T* Q, const T* K1, "
             "const T* K2, const T* L1, T* prod1, T* prod2, T* E"}
 

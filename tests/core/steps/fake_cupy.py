@@ -21,10 +21,12 @@ graph is launched, as CUDA does.
 """
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import hashlib
 import shutil
 import subprocess
+import sys
 import tempfile
 import types
 from collections import Counter
@@ -78,8 +80,14 @@ def _wrap(a: Any) -> Any:
     return a.view(ndarray) if isinstance(a, np.ndarray) and not isinstance(a, ndarray) else a
 
 
+_ALLOCATOR: list = []        # cuda.using_allocator's hook, innermost last
+
+
 def _new(a: Any, name: str) -> Any:
-    """A freshly allocated device array (one allocation, one launch to fill it)."""
+    """A freshly allocated device array (one allocation; the allocator hook, if set, is
+    asked first, as CuPy asks its allocator)."""
+    if _ALLOCATOR and _ALLOCATOR[-1] is not None:
+        _ALLOCATOR[-1](a.nbytes)
     LEDGER.add("allocations", name)
     return _wrap(a)
 
@@ -153,6 +161,11 @@ class ndarray(np.ndarray):      # noqa: N801 - the name array_api_compat looks f
     def get(self, stream=None):
         LEDGER.add("transfers", "device_to_host")
         return self.view(np.ndarray).copy()
+
+    def set(self, host, stream=None):
+        """Host-to-device copy into this array (CuPy's ``ndarray.set``)."""
+        LEDGER.add("transfers", "host_to_device")
+        self.view(np.ndarray)[...] = host
 
     def item(self, *args):
         LEDGER.add("transfers", "device_to_host")
@@ -365,10 +378,21 @@ class Stream:
         pass
 
 
+@contextlib.contextmanager
+def using_allocator(allocator=None):
+    """``cupy.cuda.using_allocator``: every allocation inside goes to ``allocator``."""
+    _ALLOCATOR.append(allocator)
+    try:
+        yield
+    finally:
+        _ALLOCATOR.pop()
+
+
 _NULL_STREAM = Stream(null=True)
 cuda = types.SimpleNamespace(Stream=Stream, Event=Event, Graph=Graph,
                              get_current_stream=lambda: _NULL_STREAM,
-                             get_elapsed_time=lambda a, b: 0.0)
+                             get_elapsed_time=lambda a, b: 0.0, using_allocator=using_allocator,
+                             runtime=types.SimpleNamespace(streamCaptureModeThreadLocal=1))
 
 
 # --- the namespace ----------------------------------------------------------------------------
@@ -395,3 +419,56 @@ class FakeCupy(types.ModuleType):
             if hasattr(source, name):
                 return getattr(source, name)
         raise AttributeError(f"the fake cupy has no {name!r}")
+
+
+# --- cuBLAS -------------------------------------------------------------------------------------
+
+def _column_major(ptr: int, dtype, rows: int, cols: int, ld: int, stride: int,
+                  batch: int) -> np.ndarray:
+    """The (batch, rows, cols) column-major matrices at device address ``ptr``, as a view."""
+    item = np.dtype(dtype).itemsize
+    extent = (batch - 1) * stride + (cols - 1) * ld + rows
+    base = np.ctypeslib.as_array((ctypes.c_char * (extent * item)).from_address(ptr))
+    return np.lib.stride_tricks.as_strided(base.view(dtype), (batch, rows, cols),
+                                           (stride * item, item, ld * item))
+
+
+def _gemm_strided_batched(dtype):
+    """cublas<t>gemmStridedBatched as CuPy binds it (alpha and beta by host pointer):
+    C[i] = alpha op(A[i]) op(B[i]) + beta C[i], column-major, op by transa / transb."""
+    scalar = ctypes.c_float if dtype == np.float32 else ctypes.c_double
+
+    def gemm(handle, transa, transb, m, n, k, alpha, A, lda, strideA, B, ldb, strideB, beta,
+             C, ldc, strideC, batch):
+        LEDGER.add("launches", "gemm")
+        LEDGER.add("cublas", "gemm")
+        a_value, b_value = scalar.from_address(alpha).value, scalar.from_address(beta).value
+
+        def work():
+            a = _column_major(A, dtype, *((k, m) if transa else (m, k)), lda, strideA, batch)
+            b = _column_major(B, dtype, *((n, k) if transb else (k, n)), ldb, strideB, batch)
+            c = _column_major(C, dtype, m, n, ldc, strideC, batch)
+            product = np.matmul(a.mT if transa else a, b.mT if transb else b)
+            # beta = 0: C is not read (it may hold anything), as BLAS specifies
+            c[...] = a_value * product if b_value == 0 else a_value * product + b_value * c
+        _device(work)
+    return gemm
+
+
+cublas = types.ModuleType("cupy_backends.cuda.libs.cublas")
+cublas.CUBLAS_OP_N, cublas.CUBLAS_OP_T = 0, 1
+cublas.sgemmStridedBatched = _gemm_strided_batched(np.float32)
+cublas.dgemmStridedBatched = _gemm_strided_batched(np.float64)
+cuda.device = types.SimpleNamespace(get_cublas_handle=lambda: 0)
+
+
+def install(monkeypatch) -> FakeCupy:
+    """Put the double where ``import cupy`` and ``from cupy_backends.cuda.libs import cublas``
+    find it, for one test (``monkeypatch`` undoes it)."""
+    fake = FakeCupy()
+    monkeypatch.setitem(sys.modules, "cupy", fake)
+    for name in ("cupy_backends", "cupy_backends.cuda", "cupy_backends.cuda.libs"):
+        monkeypatch.setitem(sys.modules, name, types.ModuleType(name))
+    monkeypatch.setattr(sys.modules["cupy_backends.cuda.libs"], "cublas", cublas, raising=False)
+    monkeypatch.setitem(sys.modules, "cupy_backends.cuda.libs.cublas", cublas)
+    return fake

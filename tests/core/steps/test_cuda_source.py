@@ -78,7 +78,7 @@ def test_the_small_k_cuda_epoch_equals_the_numpy_products(host_kernels, model, d
                                             cscalar(floor))
     getattr(host_kernels, f"coefficients_{ctype}")(
         ctypes.c_longlong(r * k * k), k, model, ptr(host["S"]), ptr(host["G"]), ptr(M2),
-        ptr(host["K1"]), ptr(host["K2"]), ptr(host["L1"]))
+        ptr(host["K1"]), ptr(host["K2"]), ptr(host["L1"]), cscalar(floor))
     rows = 3 * k if model == 1 else 2 * k
     getattr(host_kernels, f"left_{ctype}")(
         ctypes.c_longlong(r * rows * m), k, m, rows, ptr(W), ptr(Q), ptr(host["K1"]),
@@ -110,6 +110,9 @@ def test_the_cuda_source_compiles_with_nvcc(tmp_path):
     instances += "".join(
         f"template __global__ void lae_{name}<{ctype}>({args.replace('T', ctype)});\n"
         for ctype, _ in TYPES.values() for name, args in SMALL_K_ARGS.items())
+    # every other instance the CuPy set launches: taking its address instantiates it
+    instances += "void* lae_kernels[] = {%s};\n" % ", ".join(
+        f"(void*)&{name}" for name in kernels.kernel_names())
     (tmp_path / "kernels.cu").write_text(kernels.cuda_source() + instances)
     done = subprocess.run([nvcc, "--fmad=false", "-ptx", "-o", str(tmp_path / "k.ptx"),
                            str(tmp_path / "kernels.cu")], capture_output=True, text=True)
@@ -119,5 +122,7 @@ def test_the_cuda_source_compiles_with_nvcc(tmp_path):
 def test_every_kernel_the_cupy_set_launches_is_defined_in_the_packaged_source():
     """The .cu files are read through importlib.resources, as an installed wheel holds them."""
     source = kernels.cuda_source()
-    for kernel in ("lae_flush", "lae_tail", "lae_grams", "lae_coefficients", "lae_left"):
+    for kernel in ("lae_flush", "lae_tail", "lae_grams", "lae_coefficients", "lae_left",
+                   "lae_vae_coefficients", "lae_vae_noise", "lae_nd_mask", "lae_nd_residual",
+                   "lae_nd_tail"):
         assert f"__global__ void {kernel}(" in source, kernel
