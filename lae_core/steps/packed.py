@@ -42,7 +42,7 @@ GRAPH_FORMS = (*cpu_block.KK_FORM_CODES, "vae")
 
 def packed_unsupported(op, objective, optimizer) -> str | None:
     """Why the packed step cannot run this combination (None: it can)."""
-    if objective.name == "nd" and array_api_compat.is_cupy_namespace(op.xp):
+    if objective.stochastic and array_api_compat.is_cupy_namespace(op.xp):    # nd: NdStep
         return None if optimizer.name in UPDATE_CODES else \
             f"optimizer {optimizer.name} (packed: {', '.join(UPDATE_CODES)})"
     if objective.kk_form is None:
@@ -62,7 +62,7 @@ def packed_step(op, objective, optimizer, hp: dict, params: tuple, lr: Any,
     """The packed step for this namespace: compiled blocks on NumPy with Numba, else the
     array-call epoch (CuPy kernels on a GPU, NumPy calls without Numba)."""
     k = params[0].shape[-2]
-    if objective.name == "nd":
+    if objective.stochastic:
         return NdStep(op, objective, optimizer, hp, params, lr, floor)
     # In the covariance form the (2k r, m) x (m, m) product is the epoch: one BLAS call over
     # all runs beats per-run products inside a compiled block, and call overhead is noise.
@@ -311,7 +311,7 @@ RULES = {"vae": VaeRule(), **{form: KkRule(form) for form in cpu_block.KK_FORM_C
 
 def rule_for(kk_form: str, kern: Any):
     """The rule of a k x k form; the VAE's kernels where the kernel set has them (CUDA)."""
-    if kk_form == "vae" and hasattr(kern, "vae_coefficients"):
+    if isinstance(RULES[kk_form], VaeRule) and hasattr(kern, "vae_coefficients"):
         return FusedVaeRule()
     return RULES[kk_form]
 
