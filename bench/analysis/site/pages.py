@@ -293,4 +293,4 @@ def figure4(key: tuple, rows: Rows, threshold: float) -> Chart:
                           tips=[f"k = {k}: {format_epochs(v)}" for k, v in
                                 zip(group["k"], values)]))
     return Chart(f"{key[0]} ({key[1]})", f"epochs to d_align {threshold:g}", lines, log_y=True,
-                 log_x=True, dates=False, x_label="k")
+                 log_x=True, dates=False, x_label="k", y_format=format_epochs)
