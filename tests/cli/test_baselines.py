@@ -83,7 +83,10 @@ def test_hessian_verb_writes_the_table_plot_and_slopes(learner_run, tmp_path):
     rows = payload["rows"]
     assert len(rows) == 4 and all(r["lanczos"] == "exact" for r in rows)
     assert all(r["bound"] <= r["exact"] for r in rows)
-    assert payload["slopes"]["nd_exp bound"] > 0
+    # the bound grows with k for non_uniform_sum; for nd_exp the smallest rotation quotient is
+    # the pair (0, 1) at k = 2 and 3 alike, so the bound is flat there (slope 0 up to rounding)
+    assert payload["slopes"]["non_uniform_sum bound"] > 1
+    assert abs(payload["slopes"]["nd_exp bound"]) < 1e-9
     assert (tmp_path / "hessian_conditioning.png").is_file()
 
 

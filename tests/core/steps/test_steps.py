@@ -42,8 +42,10 @@ def fast_steps(data, model, optimizer, form):
 @pytest.mark.parametrize("optimizer", OPTIMIZERS)
 @pytest.mark.parametrize("model", PACKED_MODELS)
 def test_fast_steps_follow_the_reference_step_for_3000_epochs(data, model, optimizer):
-    """d_align of every run within 1e-9 relative at every evaluation, through a retirement;
-    then every metric and parameter."""
+    """d_align of every run within 1e-9 relative at every evaluation (or 1e-12 absolute once a
+    run has converged: d_align is a distance built from O(1) entries, so its rounding floor is
+    ~1e-15 whatever its size, and another BLAS moves a 7.5e-7 distance by 8e-16), through a
+    retirement; then every metric and parameter."""
     for form in FORMS[optimizer]:
         reference = build(ReferenceStep, data, model, optimizer, form)
         steps = fast_steps(data, model, optimizer, form)
@@ -52,7 +54,7 @@ def test_fast_steps_follow_the_reference_step_for_3000_epochs(data, model, optim
             for name, step in steps.items():
                 align, finite = step.evaluate()
                 assert np.array_equal(finite, expected[1]), (name, form, block)
-                np.testing.assert_allclose(align, expected[0], atol=0, rtol=1e-9,
+                np.testing.assert_allclose(align, expected[0], atol=1e-12, rtol=1e-9,
                                            err_msg=f"{name} {form} block {block}")
             if block == BLOCKS // 2:      # the middle run finishes: the batch shrinks
                 for step in (reference, *steps.values()):
