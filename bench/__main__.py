@@ -1,5 +1,6 @@
+"""``python -m bench``: the lae-bench command, guarded from its first import (bench.entry)."""
 import sys
 
-from .cli import main
+from .entry import console
 
-sys.exit(main())
+sys.exit(console())

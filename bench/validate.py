@@ -8,6 +8,7 @@ to 50``. Callers prefix the file (or preset) the value came from.
 from __future__ import annotations
 
 import math
+import reprlib
 from pathlib import Path
 from typing import Any, Callable, Iterable, TypeVar
 
@@ -18,9 +19,16 @@ from .errors import UsageError
 T = TypeVar("T")
 
 
+_SHORT = reprlib.Repr()      # keyword arguments only from Python 3.12
+_SHORT.maxlevel, _SHORT.maxstring, _SHORT.maxlong, _SHORT.maxother = 3, 50, 40, 50
+_SHORT.maxdict = _SHORT.maxlist = _SHORT.maxtuple = _SHORT.maxset = 4
+
+
 def show(value: Any) -> str:
-    """A value as an error message quotes it: its repr, cut at 60 characters."""
-    text = repr(value)
+    """A value as an error message quotes it: cut while it is rendered (reprlib stops after a
+    few items and levels, so a YAML alias bomb costs microseconds, not gigabytes), then at 60
+    characters."""
+    text = _SHORT.repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
 
 

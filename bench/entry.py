@@ -1,0 +1,83 @@
+"""The ``lae-bench`` process's first code: signal handlers and the error guard, in place before
+anything slow is imported.
+
+Importing the CLI takes seconds (NumPy, SciPy, pandas, Numba). Ctrl-C in that time used to
+print a 30-line traceback and SIGTERM killed the process silently; here both end in one line
+and the documented exit code wherever they land, and an unexpected exception anywhere becomes
+one line asking to report it (its traceback kept in a file, not shown). This module imports
+only the standard library at the top.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import tempfile
+import traceback
+
+EXIT_INTERRUPTED, EXIT_TERMINATED = 130, 143     # 128 + SIGINT, 128 + SIGTERM, as shells say
+EXIT_INTERNAL = 70                                # EX_SOFTWARE (sysexits.h): a bug of ours
+INTERRUPTED = "lae-bench: interrupted; finished runs are saved, rerun to resume"
+TERMINATED = "lae-bench: terminated (SIGTERM); finished runs are saved, rerun to resume"
+
+
+class Terminated(BaseException):
+    """SIGTERM arrived: unwind like Ctrl-C (locks released, finished runs kept)."""
+
+
+def raise_terminated(signum, frame) -> None:
+    raise Terminated()
+
+
+def say(line: str) -> None:
+    """One line on stderr, even when stderr is gone (a closed pipe)."""
+    try:
+        print(line, file=sys.stderr, flush=True)
+    except (OSError, ValueError):
+        pass
+
+
+def internal_error(exc: BaseException) -> int:
+    """Report an unexpected exception as one line: where its details are, and to report it."""
+    details = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    try:
+        fd, path = tempfile.mkstemp(prefix="lae-bench-internal-error-", suffix=".txt")
+        with os.fdopen(fd, "w") as f:
+            f.write(f"lae-bench {' '.join(sys.argv[1:])}\n\n{details}")
+        where = f"; details in {path}"
+    except OSError:                  # a full disk must not hide the report itself
+        where = ""
+    say(f"lae-bench: internal error, a bug in lae-bench rather than in the input; please "
+        f"report it with the command line{where} (exit {EXIT_INTERNAL})")
+    return EXIT_INTERNAL
+
+
+def guarded(argv: list[str] | None = None) -> int:
+    """Run the CLI with SIGINT and SIGTERM turned into exit codes 130 and 143 from the first
+    import on, and any escaped exception into EXIT_INTERNAL."""
+    try:
+        signal.signal(signal.SIGTERM, raise_terminated)
+    except ValueError:               # not the main thread: signals are not ours to set
+        pass
+    try:
+        from bench.cli import main
+        return main(argv)
+    except KeyboardInterrupt:
+        say(INTERRUPTED)
+        return EXIT_INTERRUPTED
+    except Terminated:
+        say(TERMINATED)
+        return EXIT_TERMINATED
+    except SystemExit as exc:        # argparse's --help and usage errors
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
+    except Exception as exc:         # noqa: BLE001 - the guard's whole purpose
+        return internal_error(exc)
+
+
+def console() -> int:
+    """The console script and ``python -m bench``: the guarded CLI; once its exit code is
+    known, a late signal no longer changes it (nor prints a traceback)."""
+    code = guarded()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, signal.SIG_IGN)
+    return code
