@@ -15,8 +15,7 @@ import sys
 import tempfile
 import traceback
 
-EXIT_INTERRUPTED, EXIT_TERMINATED = 130, 143     # 128 + SIGINT, 128 + SIGTERM, as shells say
-EXIT_INTERNAL = 70                                # EX_SOFTWARE (sysexits.h): a bug of ours
+from .exits import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_TERMINATED
 INTERRUPTED = "lae-bench: interrupted; finished runs are saved, rerun to resume"
 TERMINATED = "lae-bench: terminated (SIGTERM); finished runs are saved, rerun to resume"
 

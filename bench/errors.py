@@ -6,7 +6,8 @@ from lae_core.data import DataError
 from lae_core.hyper import HyperparameterError
 from lae_core.train import ConfigurationError
 
-EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE, EXIT_NOTHING_COMPARABLE = 0, 1, 2, 3
+from .exits import (EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_NOTHING_COMPARABLE,  # noqa: F401
+                    EXIT_OK, EXIT_RUN_FAILED, EXIT_TERMINATED, EXIT_USAGE)
 
 
 class UsageError(ValueError):

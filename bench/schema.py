@@ -3,7 +3,7 @@
 Files (see docs/reliability.md for the field tables)::
 
     RUN_DIR/manifest.json          check_manifest
-    RUN_DIR/records/<key>.json     check_record (and check_unique across a directory)
+    RUN_DIR/records/<key>.json     check_record
     RUN_DIR/histories/<key>.npz    check_history
     lr tables (.yaml / .csv)       check_lr_row, one row at a time
 
@@ -116,11 +116,13 @@ RECORD_FIELDS: dict[str, Check] = {
     "reference_times_s": _optional(_list_of(_seconds)),
     "block_cpu_shares": _optional(_list_of(_seconds)),
     "step": _optional(_text),
+    "graph_error": _optional(lambda v: None if isinstance(v, str) else "text"),
+    "blas_threads": _optional(_integer(1, 1024)),
 }
 # Fields a stored record may leave out: added after schema 2 was first written, or (the
 # fingerprint) absent from schema 1, whose data_id ended in it.
 RECORD_OPTIONAL = frozenset({"history_file", "reference_times_s", "block_cpu_shares", "step",
-                             "data_fingerprint"})
+                             "graph_error", "blas_threads", "data_fingerprint"})
 
 MANIFEST_FIELDS: dict[str, Check] = {
     "schema_version": _one_of(*RECORD_SCHEMAS),
@@ -131,6 +133,15 @@ MANIFEST_FIELDS: dict[str, Check] = {
     "sessions": _list_of(lambda v: None if isinstance(v, dict) else "a mapping"),
 }
 MANIFEST_REQUIRED = frozenset({"schema_version", "config"})
+# The keys of a manifest's config that readers use (tables, plots), typed when present.
+CONFIG_FIELDS: dict[str, Check] = {
+    "name": _text, "dtype": _text, "data": _mapping,
+    "headline": _positive, "thresholds": _list_of(_positive, non_empty=True),
+    "k": _list_of(_integer(1), non_empty=True), "seeds": _list_of(_integer(0)),
+    "models": _list_of(_text, non_empty=True), "optimizers": _list_of(_text, non_empty=True),
+    "max_epochs": _integer(1), "eval_every": _integer(1),
+    "stop_on_failure": lambda v: None if isinstance(v, bool) else "true or false",
+}
 
 
 def _fields(obj: Any, table: Mapping[str, Check], required: Iterable[str], file: str,
@@ -150,8 +161,15 @@ def _fields(obj: Any, table: Mapping[str, Check], required: Iterable[str], file:
 
 
 def check_manifest(obj: Any, file: str | Path) -> dict:
-    """A manifest: an object with a readable schema_version and a config mapping."""
-    return _fields(obj, MANIFEST_FIELDS, MANIFEST_REQUIRED, str(file), "a run's manifest")
+    """A manifest: an object with a readable schema_version and a config mapping whose keys
+    that readers use are typed."""
+    manifest = _fields(obj, MANIFEST_FIELDS, MANIFEST_REQUIRED, str(file), "a run's manifest")
+    for name, check in CONFIG_FIELDS.items():
+        value = manifest["config"].get(name)
+        if name in manifest["config"] and (allowed := check(value)) is not None:
+            raise SchemaError(str(file), f"config.{name}", f"{show(value)} is not allowed; "
+                              f"expected {allowed}")
+    return manifest
 
 
 def record_key(model: str, optimizer: str, k: int, lr: float, seed: int) -> str:
@@ -190,6 +208,10 @@ def _check_key(r: dict, file: str) -> None:
     if r["key"] != expected:
         raise SchemaError(file, "key", f"{show(r['key'])} does not describe the run "
                           f"({expected}); the record was edited or copied")
+    history = r.get("history_file")
+    if history is not None and history != f"histories/{r['key']}.npz":
+        raise SchemaError(file, "history_file", f"{show(history)} is not allowed; expected "
+                          f"null or histories/{r['key']}.npz")
     stem = Path(file).stem
     if Path(file).suffix == ".json" and stem != r["key"]:
         raise SchemaError(file, "key", f"{show(r['key'])} is not the file's name ({stem}); a "
@@ -209,16 +231,6 @@ def _check_epochs_to(r: dict, file: str) -> None:
     if (r["status"], lowest is None) in (("reached", True), ("capped", False)):
         raise SchemaError(file, "status", f"{r['status']!r} disagrees with epochs_to "
                           f"{show(r['epochs_to'])} (reached means the lowest threshold was)")
-
-
-def check_unique(records: Iterable[Mapping[str, Any]], where: str) -> None:
-    """No two records of ``where`` describe the same run (cell and seed)."""
-    seen: dict[tuple, str] = {}
-    for r in records:
-        run = (r["model"], r["optimizer"], r["k"], r["lr"], r["seed"], r["data_id"])
-        if run in seen:
-            raise SchemaError(where, "key", f"{r['key']} and {seen[run]} are the same run")
-        seen[run] = r["key"]
 
 
 def check_history(arrays: Mapping[str, Any], file: str | Path) -> Mapping[str, Any]:
@@ -266,3 +278,29 @@ def read_json(path: Path, what: str) -> Any:
     except (ValueError, RecursionError):   # numbers past Python's digit limit, deep nesting
         raise SchemaError(str(path), "", f"is not JSON this reader accepts (a number too long "
                           f"or nesting too deep); expected {what}") from None
+
+
+# --- what readers skipped -----------------------------------------------------------------------
+# Readers load what is valid and note each file they left out here; the CLI says it in one line
+# when the command ends (and compare exits 2), so a file read twice is named once.
+_SKIPPED: dict[str, str] = {}
+
+
+def skip(path: str | Path, error: Exception, action: str = "") -> None:
+    """Note that ``path`` was left out because of ``error`` (and what was done with it)."""
+    reason = (f"{error.field}: {error.reason}" if isinstance(error, SchemaError) and error.field
+              else error.reason if isinstance(error, SchemaError) else str(error))
+    _SKIPPED[str(path)] = f"{reason}; {action}" if action else reason
+
+
+def take_skipped() -> dict[str, str]:
+    """The files skipped since the last call, {path: why}; the record is cleared."""
+    taken = dict(_SKIPPED)
+    _SKIPPED.clear()
+    return taken
+
+
+def skipped_line(skipped: Mapping[str, str]) -> str:
+    """One line naming every skipped file and why."""
+    files = "; ".join(f"{path} ({why})" for path, why in skipped.items())
+    return f"skipped {len(skipped)} damaged file{'s' * (len(skipped) > 1)}: {files}"

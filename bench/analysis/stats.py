@@ -59,7 +59,7 @@ def cell_summary(frame: pd.DataFrame, threshold: float = 0.3,
                  cell: Sequence[str] = CELL) -> pd.DataFrame:
     """One row per cell (``cell`` columns, CELL by default; add "lr" for learning-rate sweeps):
     runs, reached, errors, diverged, median / q25 / q75 epochs to the threshold (inf =
-    censored), censored and straddles flags, epoch cap, per-epoch time (cell_epoch_time)."""
+    censored), every non-error seed's epochs (seed_epochs, sorted), censored and straddles flags, epoch cap, per-epoch time (cell_epoch_time)."""
     frame = frame.assign(_epochs=epochs_or_inf(frame, threshold))
     rows = []
     for key, group in frame.groupby(list(cell), sort=True):
@@ -68,6 +68,8 @@ def cell_summary(frame: pd.DataFrame, threshold: float = 0.3,
                          errors=int((group["status"] == "error").sum()),
                          diverged=int((group["status"] == "diverged").sum()),
                          epochs_median=s.median, epochs_q25=s.q25, epochs_q75=s.q75,
+                         seed_epochs=tuple(sorted(group.loc[group["status"] != "error",
+                                                            "_epochs"])),
                          censored=s.censored, straddles=s.straddles,
                          max_epochs=int(group["max_epochs"].max()),
                          epoch_time_s=cell_epoch_time(group)))

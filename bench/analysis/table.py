@@ -118,23 +118,35 @@ def _in_sweep_order(cells: pd.DataFrame, config: dict) -> pd.DataFrame:
 
 
 def epochs_text(row) -> str:
-    """``3100 [2800-3400]``, ``>50000``, ``>50000 (half reached)``, ``diverged``, ``error``
-    or ``fails``."""
+    """What the seeds of a cell did: ``3100 [2800-3400]`` (median [IQR], 4 or more seeds),
+    ``520 (240, 800)`` (median (each seed), 2 or 3 seeds), ``>50000``, ``>50000 (half
+    reached)``, ``diverged``, ``error`` or ``fails``, followed by the seeds that diverged or
+    errored when only some did: ``410 (380, 410, 440; 1 error)``."""
     if row.skipped:
         return SKIPPED
     valid = row.runs - row.errors
     if valid == 0:
         return "error"
+    if row.diverged == valid:
+        return "diverged"
+    cap = row.max_epochs
     if row.censored:
-        if row.diverged * 2 > valid:
-            return "diverged"
-        return f">{row.max_epochs:.0f}" + (" (half reached)" if getattr(row, "straddles", False)
-                                           else "")
-    text = _epochs(row.epochs_median, row.max_epochs)
-    if valid > 1:
-        text += f" [{_epochs(row.epochs_q25, row.max_epochs)}-" \
-                f"{_epochs(row.epochs_q75, row.max_epochs)}]"
-    return text
+        text = f">{cap:.0f}" + (" (half reached)" if getattr(row, "straddles", False) else "")
+    else:
+        text = _epochs(row.epochs_median, cap)
+    seeds = tuple(getattr(row, "seed_epochs", ()) or ())
+    spread = ""
+    if 2 <= valid <= 3 and len(seeds) == valid:
+        spread = ", ".join(_epochs(v, cap) for v in seeds)
+    elif valid > 3 and not row.censored:
+        spread = f"[{_epochs(row.epochs_q25, cap)}-{_epochs(row.epochs_q75, cap)}]"
+    notes = [f"{n} {what}" for n, what in ((row.diverged, "diverged"), (row.errors, "error"))
+             if n]
+    if spread.startswith("["):
+        text += f" {spread}"
+        spread = ""
+    inside = "; ".join(filter(None, [spread, ", ".join(notes)]))
+    return f"{text} ({inside})" if inside else text
 
 
 def _epochs(value: float, cap: float) -> str:
@@ -164,9 +176,11 @@ def render(table: FigureTable, fmt: str = "text") -> str:
     config = table.manifest["config"]
     seeds = len(config["seeds"])
     legend = (f"epochs to d_align <= {table.threshold}: median [25th-75th percentile] over "
-              f"{seeds} seed{'s' * (seeds > 1)}, midpoint rule; >N: half or more did not reach "
-              f"within N epochs (half reached: exactly half did); fails: "
-              f"skipped after a smaller k failed; {NOT_RUN}: not run")
+              f"{seeds} seed{'s' * (seeds > 1)}, midpoint rule (2 or 3 seeds: median (each "
+              f"seed)); >N: half or more did not reach within N epochs (half reached: exactly "
+              f"half did); diverged / error: seeds whose weights became non-finite / whose run "
+              f"failed, counted after ';' when only some did; fails: skipped after a smaller k "
+              f"failed; {NOT_RUN}: not run")
     timing = ("per-epoch time, ms (one epoch of the whole batch of seeds: median over its "
               "timing blocks, warm-up excluded)")
     parts = [_title(table), legend, grid(table.pivot("epochs_text")), "", timing,

@@ -15,32 +15,27 @@ import sys
 from contextlib import contextmanager
 from typing import Iterator
 
-from ..errors import EXIT_RUN_FAILED, EXIT_USAGE, USER_ERRORS
-
-EXIT_INTERRUPTED, EXIT_TERMINATED = 130, 143     # 128 + SIGINT, 128 + SIGTERM, as shells say
-EPILOG = """exit codes:
-  0    success (compare: no regression)
-  1    a run errored (compare: a regression was found)
-  2    bad usage or configuration: one line names the key, the value and what is allowed
-       (also: an output path that cannot be created, a run directory another run holds)
+from ..entry import INTERRUPTED, TERMINATED, Terminated, internal_error, raise_terminated
+from ..exits import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_TERMINATED, EXIT_USAGE
+EPILOG = f"""exit codes (the same in every verb; docs/reliability.md):
+  0    success (compare: no regression); skipped damaged files are named in one line
+  1    run: a run errored; compare: a regression was found. Nothing else exits 1
+  2    the input or the environment is wrong: a bad flag or config key, a damaged result file,
+       a path that cannot be read or written (a full disk), a run directory another run holds,
+       a problem too big for memory. One line names the file or key, the value, what is allowed
   3    compare: nothing comparable between the two result sets
+  {EXIT_INTERNAL}   internal error (a bug in lae-bench): one line asks to report it
   130  interrupted (Ctrl-C, SIGINT): finished runs are saved, rerun to resume
   143  terminated (SIGTERM, what CI sends on a timeout): the same
 """
-
-
-class Terminated(BaseException):
-    """SIGTERM arrived: unwind like Ctrl-C (locks released, finished runs kept)."""
 
 
 @contextmanager
 def sigterm_unwinds() -> Iterator[None]:
     """While inside, SIGTERM raises Terminated in the main thread instead of killing the
     process on the spot; the previous handler comes back afterwards."""
-    def handler(signum, frame):
-        raise Terminated()
     try:
-        previous = signal.signal(signal.SIGTERM, handler)
+        previous = signal.signal(signal.SIGTERM, raise_terminated)
     except ValueError:        # not the main thread: leave signals alone
         yield
         return
@@ -68,6 +63,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one verb; every outcome is an exit code and at most one line on stderr
+    (docs/reliability.md)."""
+    from ..schema import skipped_line, take_skipped
+
+    take_skipped()                        # a fresh record of skipped files per command
     parser = build_parser()
     argv = sys.argv[1:] if argv is None else list(argv)
     if not argv:      # a bare command prints its usage instead of starting a sweep
@@ -77,33 +77,51 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, "handler", None) is None:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
+    code = _run_verb(args)
+    skipped = take_skipped()
+    if skipped:
+        print(f"lae-bench: {skipped_line(skipped)}", file=sys.stderr)
+        if args.verb == "compare" and code not in (EXIT_INTERRUPTED, EXIT_TERMINATED):
+            return EXIT_USAGE               # never judge on damaged input: not 0, not 1
+    return code
+
+
+def _run_verb(args: argparse.Namespace) -> int:
+    """The verb's handler; any exception it raises becomes an exit code and one line."""
+    from ..errors import USER_ERRORS
+
     try:
         with sigterm_unwinds():
             return int(args.handler(args) or 0)
     except USER_ERRORS as exc:
-        print(f"lae-bench: error: {exc}", file=sys.stderr)
+        print(f"lae-bench: error: {_one_line(exc)}", file=sys.stderr)
         return EXIT_USAGE
     except BrokenPipeError:  # `lae-bench presets | head`: the reader left, nothing to say
         sys.stdout = open(os.devnull, "w")
         return 0
     except KeyboardInterrupt:
-        print("lae-bench: interrupted; finished runs are saved, rerun to resume",
-              file=sys.stderr)
+        print(INTERRUPTED, file=sys.stderr)
         return EXIT_INTERRUPTED
     except Terminated:
-        print("lae-bench: terminated (SIGTERM); finished runs are saved, rerun to resume",
-              file=sys.stderr)
+        print(TERMINATED, file=sys.stderr)
         return EXIT_TERMINATED
-    except OSError as exc:   # a file the user named cannot be read or written
-        if exc.filename is None:
-            print(f"lae-bench: error: {type(exc).__name__}: {exc}", file=sys.stderr)
-            return EXIT_RUN_FAILED
-        print(f"lae-bench: error: {exc.filename}: {exc.strerror or type(exc).__name__}",
-              file=sys.stderr)
+    except OSError as exc:   # a file that cannot be read or written: a full disk, permissions
+        print(f"lae-bench: error: {os_error_line(exc)}", file=sys.stderr)
         return EXIT_USAGE
-    except Exception as exc:  # a bug or a failed run: say it in one line, keep the exit code
-        print(f"lae-bench: error: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return EXIT_RUN_FAILED
+    except Exception as exc:  # noqa: BLE001 - a bug: one line asking to report it
+        return internal_error(exc)
+
+
+def os_error_line(exc: OSError) -> str:
+    """What failed, on which file, why: 'cannot write results/x.json (No space left on
+    device)'; never the exception's class name."""
+    reason = exc.strerror or "I/O error"
+    target = exc.filename or getattr(exc, "lae_path", None)
+    return f"{target}: {reason}" if target else f"a file operation failed ({reason})"
+
+
+def _one_line(exc: Exception) -> str:
+    return " ".join(str(exc).split())
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
-"""``python -m bench.cli``: the lae-bench command (a side of ``lae-bench interleave``)."""
+"""``python -m bench.cli``: the lae-bench command (a side of ``lae-bench interleave``), through
+the guarded entry."""
 import sys
 
-from . import main
+from ..entry import console
 
-sys.exit(main())
+sys.exit(console())

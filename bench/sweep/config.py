@@ -44,7 +44,7 @@ OVERRIDES = {"uniform_sum": ("lam",), "non_uniform_sum": ("w_range",),
 DESCRIPTIVE = ("description", "expected_cost", "estimate_before_run")
 # Where the cells run is not what the sweep is: left out of the stored config and its hash (each
 # session in the manifest records its own scheduler), so any scheduler resumes any run.
-EXECUTION = ("scheduler",)
+EXECUTION = ("scheduler", "threads")
 SCHEDULER_FORMS = ("local:N (N worker processes), cuda (one worker per GPU) or tcp://HOST:PORT "
                    "(a running Dask scheduler)")
 LOCAL_SCHEDULER = re.compile(r"local:([0-9]{1,4})")
@@ -122,6 +122,7 @@ class SweepConfig:
     expected_cost: str = ""
     estimate_before_run: bool = False
     scheduler: str | None = None
+    threads: str | int = "auto"         # BLAS threads per cell: "auto" (bench.sweep.threads)
     k_max: dict[str, int] = field(default_factory=dict)   # model -> its largest k
 
     def ks_for(self, model: str) -> tuple[int, ...]:
@@ -209,7 +210,7 @@ def _merge(raw: dict, overrides: Mapping[str, Any]) -> dict:
 TOP_KEYS = ("description", "expected_cost", "estimate_before_run", "data", "models",
             "optimizers", "k", "lr", "seeds", "thresholds", "headline", "max_epochs",
             "eval_every", "dtype", "backend", "formulation", "hyperparameters",
-            "stop_on_failure", "history", "scheduler", "k_max")
+            "stop_on_failure", "history", "scheduler", "threads", "k_max")
 
 
 def parse_config(raw: Any, *, name: str, base_dir: Path = Path(".")) -> SweepConfig:
@@ -243,6 +244,7 @@ def parse_config(raw: Any, *, name: str, base_dir: Path = Path(".")) -> SweepCon
         estimate_before_run=boolean(raw.get("estimate_before_run", False),
                                      "estimate_before_run"),
         scheduler=parse_scheduler(raw.get("scheduler")),
+        threads=parse_threads(raw.get("threads", "auto")),
         k_max=parse_k_max(raw.get("k_max", {}), models))
     _check_grid(config)
     return config
@@ -359,6 +361,16 @@ def parse_lr(raw: Any, data_kind: str, base_dir: Path) -> LrTable:
         return load_table(_resolve(raw, base_dir))
     return constant_table(number(raw, "lr", lambda x: x > 0, "a positive number, 'paper', "
                                   "a .yaml/.csv table file or tuned:FILE"))
+
+
+def parse_threads(raw: Any) -> str | int:
+    """BLAS threads per cell: "auto" (as many as the free cores and the problem justify,
+    measured: bench.sweep.threads) or a count from 1 to 1024."""
+    if raw == "auto":
+        return raw
+    if isinstance(raw, str):            # "2" from a flag is parsed by argparse, not here
+        raise bad("threads", raw, "auto or an integer from 1 to 1024")
+    return integer(raw, "threads", 1, 1024)
 
 
 def parse_scheduler(raw: Any) -> str | None:

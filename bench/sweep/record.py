@@ -13,16 +13,17 @@ import re
 import types
 import typing
 from dataclasses import asdict, dataclass, fields
+from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
 
 from ..errors import UsageError
+from ..schema import RECORD_SCHEMAS, STATUSES, check_record
 from .recipe import config_recipe
 
 SCHEMA_VERSION = 2
-READABLE_SCHEMAS = (1, 2)
-STATUSES = ("reached", "capped", "diverged", "error")
+READABLE_SCHEMAS = RECORD_SCHEMAS
 # Schema 1's data_id: "<recipe>-<10 hex digits of sha1(C)>".
 _V1_DATA_ID = re.compile(r"^(?P<recipe>.+)-(?P<fingerprint>[0-9a-f]{10})$")
 
@@ -70,6 +71,9 @@ class Record:
     step: str | None = None
     # Why CUDA-graph capture failed where it was tried (the step then ran 'packed'), else None.
     graph_error: str | None = None
+    # BLAS threads the cell trained with (bench.sweep.threads); None: not limited (older
+    # records, a GPU, a Dask worker with its own limit).
+    blas_threads: int | None = None
     schema_version: int = SCHEMA_VERSION
 
     def to_json(self) -> dict[str, Any]:
@@ -77,15 +81,17 @@ class Record:
         return validate(jsonable(asdict(self)))
 
     @classmethod
-    def from_json(cls, obj: Mapping[str, Any], manifest: Mapping[str, Any] | None = None
-                  ) -> "Record":
+    def from_json(cls, obj: Mapping[str, Any], manifest: Mapping[str, Any] | None = None,
+                  file: str | Path | None = None) -> "Record":
         """A stored record (any readable schema; ``manifest``: its run directory's, which
-        tells how a schema-1 record's data was made)."""
-        obj = dict(obj)
-        check_readable(obj.get("schema_version"), f"record {obj.get('key', '?')}")
+        tells how a schema-1 record's data was made; ``file``: where it was read, which the
+        schema checks its key against)."""
+        where = str(file) if file is not None else f"record {_key_of(obj)}"
+        if isinstance(obj, Mapping) and "schema_version" in obj:
+            check_readable(obj["schema_version"], where)
+        obj = dict(check_record(obj, where))
         if obj["schema_version"] == 1:
             obj = upgrade_schema_1(obj, manifest)
-        validate(obj)
         return cls(**{name: obj[name] for name in FIELD_TYPES if name in obj})
 
 
@@ -101,30 +107,20 @@ def _runtime_types(hint: Any) -> tuple[type, ...]:
 FIELD_TYPES: dict[str, tuple[type, ...]] = {
     f.name: _runtime_types(hint) for f, hint in
     zip(fields(Record), typing.get_type_hints(Record).values())}
-# Fields a stored record may leave out (they came after schema 2 was first written).
-OPTIONAL = {"reference_times_s", "block_cpu_shares", "step", "graph_error"}
 
 
 def validate(record: Mapping[str, Any]) -> Mapping[str, Any]:
-    """Raise UsageError unless ``record`` has every field of this schema with its type."""
+    """Raise SchemaError unless ``record`` follows this schema (``bench.schema``), written
+    at the current version."""
     version = record.get("schema_version")
     if version != SCHEMA_VERSION:
         raise UsageError(f"record schema_version: {version!r} is not {SCHEMA_VERSION}; "
                          "re-run the sweep with this lae-bench version")
-    name_of = record.get("key", "?")
-    for name, allowed in FIELD_TYPES.items():
-        if name not in record:
-            if name in OPTIONAL:
-                continue
-            raise UsageError(f"record {name_of}: field {name!r} is missing")
-        value = record[name]
-        if not isinstance(value, allowed) or isinstance(value, bool):
-            raise UsageError(f"record {name_of}: field {name!r} = {value!r} is not "
-                             f"{'/'.join(t.__name__ for t in allowed)}")
-    if record["status"] not in STATUSES:
-        raise UsageError(f"record {name_of}: status {record['status']!r} is not one of "
-                         f"{', '.join(STATUSES)}")
-    return record
+    return check_record(record, f"record {_key_of(record)}")
+
+
+def _key_of(obj: Any) -> str:
+    return str(obj.get("key", "?"))[:80] if isinstance(obj, Mapping) else "?"
 
 
 def upgrade_schema_1(record: dict[str, Any], manifest: Mapping[str, Any] | None) -> dict:

@@ -14,7 +14,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from ..errors import UsageError
-from . import env
+from . import env, threads
 from .cells import Cell
 from .config import SweepConfig
 from .record import Record
@@ -39,7 +39,8 @@ class RunDirectory:
     def __init__(self, path: Path, config: SweepConfig):
         self.path, self.config = Path(path), config
         self.resuming = check_run_dir(self.path, config)
-        self.stored = ({r.key: r for r in load_records(self.path)} if self.resuming else {})
+        self.stored = ({r.key: r for r in load_records(self.path, set_aside=True)}
+                       if self.resuming else {})    # damaged records moved aside: rerun
 
     def pending_seeds(self, cell: Cell) -> list[int]:
         """Seeds of ``cell`` without a finished record (an error record is retried)."""
@@ -55,7 +56,11 @@ class RunDirectory:
         """Write the manifest (first session) or append this session to it (resume).
         ``execution``: where this session's cells ran (default: in this process)."""
         session = {"started_utc": utc_now(), "device": env.device_name(facts),
-                   "git": facts["git"], **(execution or {"scheduler": "in-process"})}
+                   "git": facts["git"],
+                   "threads": {"requested": self.config.threads,
+                               "cores": threads.usable_cores(),
+                               "free_cores": threads.free_cores()},
+                   **(execution or {"scheduler": "in-process"})}
         if (self.path / MANIFEST).is_file():
             manifest = load_manifest(self.path)
             manifest["sessions"] = manifest.get("sessions", []) + [session]

@@ -20,7 +20,7 @@ from lae_core import get_objective
 from lae_core.backend import backend_name
 
 from ..formatting import format_seconds
-from . import env
+from . import env, memory
 from .cells import Cell, curves
 from .censored import median_epochs
 from .config import SweepConfig
@@ -64,14 +64,23 @@ class Sweep:
     def __init__(self, config: SweepConfig, run_dir: Path):
         self.config = config
         self.xp, self.facts = sweep_namespace(config)   # a missing GPU fails before any work
+        self.memory_needed()                            # before anything is allocated
         self.run_dir = RunDirectory(run_dir, config)
+
+    def memory_needed(self) -> memory.Need:
+        """The bytes the sweep's data and largest cell take (``bench.sweep.memory``);
+        UsageError, with the number and what would fit, when they exceed what is free."""
+        config = self.config
+        keep = any(get_objective(m).needs_samples for m in config.models)
+        return memory.check(config.data.m, config.data.n, max(config.k), len(config.seeds),
+                            np.dtype(config.dtype).itemsize, keep, backend_name(self.xp))
 
     @cached_property
     def trainer(self) -> CellTrainer:
         """Built on first use, once: a finished sweep that is re-run never loads its data."""
         keep = any(get_objective(m).needs_samples for m in self.config.models)
         return CellTrainer(self.config, load_dataset(self.config.data, keep_samples=keep),
-                           self.xp, self.facts)
+                           self.xp, self.facts, limit_threads=True)
 
     def run(self, *, quiet: bool = False) -> Outcome:
         """Train every pending run in this process, writing records as cells finish."""
@@ -148,7 +157,8 @@ class Sweep:
         result = ("error: " + str(records[0].error) if "error" in statuses
                   else f"median {median:.0f} epochs to {self.config.headline}"
                   if np.isfinite(median)
-                  else f"not reached within {self.config.max_epochs} epochs")
+                  else "diverged (non-finite weights)" if set(statuses) == {"diverged"}
+                  else f"median not reached within {self.config.max_epochs} epochs")
         counts = ", ".join(f"{statuses.count(s)} {s}" for s in dict.fromkeys(statuses))
         return f"{cell.label}: {counts}; {result} ({seconds:.1f} s)"
 

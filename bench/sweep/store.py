@@ -22,14 +22,13 @@ from typing import Any, Iterable, Mapping
 import numpy as np
 
 from ..errors import UsageError
+from ..schema import (SchemaError, check_history, check_manifest, read_json, record_key,  # noqa: F401 (re-exported)
+                      skip)
 from .record import SCHEMA_VERSION, Record, check_readable, jsonable
 
 MANIFEST = "manifest.json"
+DAMAGED = "damaged"           # where resume moves records that fail the schema (kept)
 ROUND_PREFIX = "round-"      # the rounds of one side of `lae-bench interleave`: round-00, ...
-
-
-def record_key(model: str, optimizer: str, k: int, lr: float, seed: int) -> str:
-    return f"{model}__{optimizer}__k{k}__lr{lr:.6g}__seed{seed}"
 
 
 def write_json_atomic(path: Path, obj: Any) -> None:
@@ -57,15 +56,15 @@ def write_manifest(run_dir: Path, manifest: dict) -> None:
 
 
 def load_manifest(run_dir: str | Path) -> dict:
+    """The manifest of ``run_dir``, checked against the schema (SchemaError names the file
+    and field)."""
     path = Path(run_dir) / MANIFEST
-    if not path.is_file():
+    if not path.exists():
         raise UsageError(f"run directory: {run_dir} has no {MANIFEST} (not a lae-bench run)")
-    try:
-        manifest = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise UsageError(f"run directory: {path} is not valid JSON ({exc.msg})") from None
-    check_readable(manifest.get("schema_version"), str(path))
-    return manifest
+    manifest = read_json(path, "a run's manifest")
+    if isinstance(manifest, dict) and "schema_version" in manifest:
+        check_readable(manifest["schema_version"], str(path))
+    return check_manifest(manifest, path)
 
 
 def write_record(run_dir: Path, record: Record | Mapping[str, Any],
@@ -86,25 +85,49 @@ def write_record(run_dir: Path, record: Record | Mapping[str, Any],
     write_json_atomic(run_dir / "records" / f"{record.key}.json", record.to_json())
 
 
-def load_records(run_dir: str | Path) -> list[Record]:
-    """Every record of a run directory, validated (schema-1 ones upgraded), sorted by key."""
+def load_records(run_dir: str | Path, *, set_aside: bool = False) -> list[Record]:
+    """Every valid record of a run directory (schema-1 ones upgraded), sorted by key. A record
+    that fails the schema is skipped and noted (``bench.schema.take_skipped``); with
+    ``set_aside`` (a resumed sweep) it is also moved to ``RUN_DIR/damaged/``, so that its cell
+    runs again and the file is kept."""
     manifest = load_manifest(run_dir)
     records = []
     for path in sorted((Path(run_dir) / "records").glob("*.json")):
         try:
-            records.append(Record.from_json(json.loads(path.read_text()), manifest))
-        except json.JSONDecodeError as exc:
-            raise UsageError(f"record {path}: not valid JSON ({exc.msg})") from None
+            records.append(Record.from_json(read_json(path, "a record"), manifest, file=path))
+        except UsageError as exc:
+            moved = _set_aside(Path(run_dir), path) if set_aside else None
+            skip(path, exc, f"moved to {moved}, its cell runs again" if moved else "")
     return records
+
+
+def _set_aside(run_dir: Path, path: Path) -> Path:
+    """Move a damaged record into ``RUN_DIR/damaged/`` under a name not taken yet."""
+    target_dir = run_dir / DAMAGED
+    target_dir.mkdir(exist_ok=True)
+    target = target_dir / path.name
+    count = 1
+    while target.exists():
+        target, count = target_dir / f"{path.stem}.{count}{path.suffix}", count + 1
+    os.replace(path, target)
+    return target
 
 
 def load_history(run_dir: str | Path, history_file: str | None
                  ) -> dict[str, np.ndarray] | None:
-    """The arrays of a record's history file (``Record.history_file``); None without one."""
+    """The arrays of a record's history file (``Record.history_file``); None without one, or
+    when the file is missing or damaged (then it is noted as skipped)."""
     if not history_file:
         return None
-    with np.load(Path(run_dir) / history_file) as z:
-        return {name: z[name] for name in z.files}
+    path = Path(run_dir) / history_file
+    try:
+        with np.load(path) as z:
+            return dict(check_history({name: z[name] for name in z.files}, path))
+    except SchemaError as exc:
+        skip(path, exc)
+    except Exception as exc:     # noqa: BLE001 - zip, pickle and OS errors of a bad file
+        skip(path, SchemaError(str(path), "", "missing or not a readable .npz history"))
+    return None
 
 
 def with_rounds(run_dir: str | Path) -> list[str | Path]:

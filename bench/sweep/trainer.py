@@ -17,12 +17,13 @@ from lae_core import BatchResult, Dataset, Schedule, get_objective, run_batch
 from lae_core.backend import backend_name, get_namespace
 from lae_core.calibrate import fastest_backend
 
-from . import env
+from . import env, threads
 from .cells import Cell, ResolvedCell
 from .config import SweepConfig
 from .dataset import data_recipe
 from .record import Record
 from .reference import ReferenceClock
+from .threads import blas_threads
 
 OnEval = Callable[[int, np.ndarray], None]
 Results = list[tuple[Record, "dict[str, np.ndarray] | None"]]
@@ -43,8 +44,11 @@ class CellTrainer:
     machine's, ``env.collect``)."""
 
     def __init__(self, config: SweepConfig, dataset: Dataset, xp: Any,
-                 facts: dict[str, Any]):
+                 facts: dict[str, Any], *, limit_threads: bool = False):
+        """``limit_threads``: size BLAS threads per cell (``threads_for``); a Dask worker
+        leaves it off, its threads are set per worker."""
         self.config, self.dataset, self.xp, self.facts = config, dataset, xp, facts
+        self.limit_threads = limit_threads
         # m, n, recipe and fingerprint of every record (the fingerprint hashes C: once)
         self.data_fields = {"m": dataset.m, "n": dataset.n, "data_id": data_recipe(config.data),
                             "data_fingerprint": dataset.fingerprint}
@@ -77,13 +81,27 @@ class CellTrainer:
         cell = resolved.cell
         started = time.perf_counter()
         try:
-            clock = self._reference_clock(resolved, on_eval)
-            batch = self.batch(resolved, seeds, cell.schedule, clock)
-            return [(self._run_record(cell, batch, run, clock), self._history(cell, run))
-                    for run in batch.runs]
+            count = self.threads_for(resolved, len(seeds))
+            with blas_threads(count):
+                clock = self._reference_clock(resolved, on_eval)
+                batch = self.batch(resolved, seeds, cell.schedule, clock)
+            return [(replace(self._run_record(cell, batch, run, clock), blas_threads=count),
+                     self._history(cell, run)) for run in batch.runs]
         except Exception as exc:  # one failing cell must not stop the sweep
             elapsed = time.perf_counter() - started
             return [(self.error_record(cell, s, len(seeds), exc, elapsed), None) for s in seeds]
+
+    def threads_for(self, resolved: ResolvedCell, runs: int) -> int | None:
+        """BLAS threads for the cell (``bench.sweep.threads``): the config's count, or with
+        "auto" the fewest that time its dominant product (C times the batch's weights)
+        within 10% of the fastest on the cores free now. None: left alone (not limited, a
+        GPU cell)."""
+        if not self.limit_threads or resolved.backend != "numpy":
+            return None
+        dtype = np.dtype(self.config.dtype)
+        C = self.dataset.C.astype(dtype)
+        W = np.ones((self.dataset.m, resolved.cell.k * runs), dtype=dtype)
+        return threads.choose(self.config.threads, lambda: C @ W)["blas"]
 
     def batch(self, resolved: ResolvedCell, seeds: list[int], schedule: Schedule,
               on_eval: OnEval | None = None) -> BatchResult:

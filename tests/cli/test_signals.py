@@ -1,0 +1,138 @@
+"""Signals, kill -9 and a full disk at many moments of a sweep: the run directory stays
+readable, the lock never sticks, and a resumed sweep equals an uninterrupted one.
+
+The sweep runs in a subprocess (``python -m bench``, the guarded entry); the resume runs
+in-process. "Equal" means every record's outcome fields (status, epochs, epochs to each
+threshold, final metrics, the data fingerprint), which are bit-for-bit reproducible on one
+machine; wall times are not compared.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from bench.schema import check_manifest, check_record
+from bench.sweep.lock import lock_path
+
+from .test_damaged_inputs import run_cli
+
+ROOT = Path(__file__).resolve().parents[2]
+OUTCOME = ("status", "epochs", "epochs_to", "final", "data_fingerprint", "lr", "seed")
+SWEEP = {"description": "signal test sweep",
+         "data": {"kind": "synthetic", "m": 16, "n": 160, "seed": 7,
+                  "spectrum": {"kind": "linear", "high": 10, "low": 1}},
+         "models": ["rotation", "nd"], "optimizers": ["sgd_nesterov", "adam"],
+         "k": [2, 3, 4], "lr": 0.003, "seeds": [0, 1], "thresholds": [0.5, 0.2],
+         "max_epochs": 3000, "eval_every": 10, "dtype": "float64"}
+
+
+def outcomes(run_dir: Path) -> dict[str, dict]:
+    """Every record's reproducible fields by key; every file must parse and pass the schema."""
+    check_manifest(json.loads((run_dir / "manifest.json").read_text()), run_dir)
+    found = {}
+    for path in sorted((run_dir / "records").glob("*.json")):
+        record = check_record(json.loads(path.read_text()), path)
+        found[record["key"]] = {f: record.get(f) for f in OUTCOME}
+    leftovers = [p.name for p in run_dir.rglob("*.tmp")]
+    assert not leftovers, f"temporary files left: {leftovers}"
+    return found
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory) -> tuple[Path, dict, float]:
+    """(config, outcomes, seconds) of the sweep run without interruption, in a subprocess."""
+    root = tmp_path_factory.mktemp("signals")
+    config = root / "sweep.yaml"
+    config.write_text(yaml.safe_dump(SWEEP))
+    start = time.monotonic()
+    proc = subprocess.run([sys.executable, "-m", "bench", "run", str(config), "--out",
+                           str(root / "reference"), "--quiet"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=300)
+    seconds = time.monotonic() - start
+    assert proc.returncode == 0, proc.stderr
+    return config, outcomes(root / "reference"), seconds
+
+
+def start_sweep(config: Path, run_dir: Path) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "bench", "run", str(config), "--out",
+                             str(run_dir), "--quiet"], cwd=ROOT, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def interrupt_at(config: Path, run_dir: Path, seconds: float, signum: int
+                 ) -> tuple[int, str]:
+    proc = start_sweep(config, run_dir)
+    time.sleep(seconds)
+    proc.send_signal(signum)
+    _, err = proc.communicate(timeout=120)
+    return proc.returncode, err
+
+
+def check_resumes_equal(config: Path, run_dir: Path, expected: dict) -> None:
+    """What survived is a part of the uninterrupted result; resuming completes it exactly."""
+    assert not lock_path(run_dir).exists(), "the lock outlived its run"
+    if (run_dir / "manifest.json").exists():
+        survived = outcomes(run_dir)
+        assert all(survived[key] == expected[key] for key in survived)
+    code, _, err = run_cli("run", config, "--out", run_dir, "--quiet")
+    assert code == 0, err
+    assert outcomes(run_dir) == expected
+
+
+EXPECTED = {signal.SIGINT: (130, "lae-bench: interrupted; finished runs are saved"),
+            signal.SIGTERM: (143, "lae-bench: terminated (SIGTERM); finished runs are saved")}
+
+
+def moments(count: int, end: float) -> list[float]:
+    """``count`` moments from 0.05 s to ``end``, denser early (imports, argument parsing)."""
+    return [float(t) for t in np.geomspace(0.05, end, count)]
+
+
+def _signal_case(reference, tmp_path, signum: int, at: float) -> None:
+    config, expected, _ = reference
+    run_dir = tmp_path / f"run-{signum}-{at:.2f}"
+    code, err = interrupt_at(config, run_dir, at, signum)
+    if code == 0:        # the sweep ended before the signal: nothing to unwind
+        assert outcomes(run_dir) == expected
+        return
+    want_code, want_line = EXPECTED[signum]
+    assert code == want_code and err.startswith(want_line), (at, code, err)
+    assert len(err.strip().splitlines()) == 1, err
+    check_resumes_equal(config, run_dir, expected)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["INT", "TERM"])
+@pytest.mark.parametrize("fraction", [0.3, 0.6])
+def test_a_signal_mid_sweep_loses_nothing(reference, tmp_path, signum, fraction):
+    _signal_case(reference, tmp_path, signum, fraction * reference[2])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["INT", "TERM"])
+@pytest.mark.parametrize("index", range(20))
+def test_a_signal_at_twenty_moments_loses_nothing(reference, tmp_path, signum, index):
+    _signal_case(reference, tmp_path, signum, moments(20, reference[2])[index])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("index", range(10))
+def test_kill_9_at_ten_moments_leaves_a_resumable_directory(reference, tmp_path, index):
+    config, expected, seconds = reference
+    run_dir = tmp_path / "run"
+    at = moments(10, seconds)[index]
+    code, _ = interrupt_at(config, run_dir, at, signal.SIGKILL)
+    assert code in (-signal.SIGKILL, 0)
+    if lock_path(run_dir).exists():       # a dead holder: the next run takes the lock over
+        assert json.loads(lock_path(run_dir).read_text())["pid"] > 0
+    code, _, err = run_cli("run", config, "--out", run_dir, "--quiet")
+    assert code == 0, err
+    assert outcomes(run_dir) == expected and not lock_path(run_dir).exists()
