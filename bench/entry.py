@@ -55,9 +55,9 @@ def guarded(argv: list[str] | None = None) -> int:
     """Run the CLI with SIGINT and SIGTERM turned into exit codes 130 and 143 from the first
     import on, and any escaped exception into EXIT_INTERNAL."""
     try:
-        signal.signal(signal.SIGTERM, raise_terminated)
+        previous = signal.signal(signal.SIGTERM, raise_terminated)
     except ValueError:               # not the main thread: signals are not ours to set
-        pass
+        previous = None
     try:
         from bench.cli import main
         return main(argv)
@@ -71,6 +71,9 @@ def guarded(argv: list[str] | None = None) -> int:
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
     except Exception as exc:         # noqa: BLE001 - the guard's whole purpose
         return internal_error(exc)
+    finally:                         # called in-process (tests): give SIGTERM back
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 def console() -> int:

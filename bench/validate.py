@@ -107,12 +107,50 @@ def items(value: Any, path: str, item: Callable[[Any, str], T], unique: bool = T
     return out
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing a key given twice in one mapping (plain YAML keeps the
+    last one silently: ``max_epochs: 300`` then ``max_epochs: 40`` ran 40)."""
+
+
+def _unique_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False):
+    seen = set()
+    for key_node, _ in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":     # '<<' merges may override
+            continue
+        key = loader.construct_object(key_node, deep=True)
+        try:
+            duplicate = key in seen
+            seen.add(key)
+        except TypeError:                                 # unhashable: the loader says so
+            continue
+        if duplicate:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"key {show(key)} appears twice in one mapping",
+                key_node.start_mark)
+    return loader.construct_mapping(node, deep)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _unique_mapping)
+
+
 def read_yaml(content: str, what: str) -> Any:
-    """Parse YAML; a syntax error becomes a one-line UsageError starting with ``what``."""
+    """Parse YAML (a key given twice is refused); a syntax error becomes a one-line
+    UsageError starting with ``what``."""
     try:
-        return yaml.safe_load(content)
+        return yaml.load(content, Loader=_UniqueKeyLoader)
     except (yaml.YAMLError, ValueError, RecursionError) as exc:  # ValueError: bad dates
         raise UsageError(f"{what}: not valid YAML ({' '.join(str(exc).split())})") from None
+
+
+def unreadable(exc: BaseException) -> str:
+    """Why a file could not be read, in words (never an exception's class name)."""
+    if isinstance(exc, UnicodeDecodeError):
+        return "not text: binary content"
+    if isinstance(exc, IsADirectoryError):
+        return "a directory, not a file"
+    if isinstance(exc, OSError):
+        return exc.strerror or "I/O error"
+    return "unreadable"
 
 
 def read_yaml_file(path: Path, what: str) -> Any:
@@ -122,5 +160,5 @@ def read_yaml_file(path: Path, what: str) -> Any:
     try:
         content = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"{what}: cannot read {path} ({type(exc).__name__})") from None
+        raise UsageError(f"{what}: cannot read {path} ({unreadable(exc)})") from None
     return read_yaml(content, f"{what}: {path}")

@@ -25,7 +25,7 @@ LAYERS = (("lae_core",),
           ("bench.sweep",),
           ("bench.analysis",),
           ("bench.perf",),
-          ("bench.cli", "bench.__main__"))
+          ("bench.cli", "bench.__main__", "bench.entry"))
 
 
 def layer_of(module: str) -> int | None:

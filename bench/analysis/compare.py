@@ -352,20 +352,22 @@ def _model_hyperparameters(frame: pd.DataFrame, model: str) -> dict[str, set[str
 
 
 def data_notes(base: pd.DataFrame, cand: pd.DataFrame) -> tuple[str, ...]:
-    """A note per data recipe whose exact numbers differ between the sides (schema 2's
-    ``data_fingerprint``; absent in older records, then nothing is said)."""
-    if "data_fingerprint" not in base or "data_fingerprint" not in cand:
-        return ()
+    """A note per data recipe whose numbers are not bit-identical between the sides (another
+    data fingerprint, or another BLAS thread count per cell): what differs, from the records
+    and manifests, and how such cells are judged."""
     notes = []
     for data_id in sorted(set(base["data_id"]) & set(cand["data_id"])):
-        b = set(base.loc[base["data_id"] == data_id, "data_fingerprint"].dropna())
-        c = set(cand.loc[cand["data_id"] == data_id, "data_fingerprint"].dropna())
-        if b and c and b != c:
-            differs = environment_differences(base, cand) or [
-                "nothing the manifests record differs (a BLAS build or CPU feature?)"]
-            notes.append(f"{data_id}: {FINGERPRINT_NOTE} (fingerprint "
-                         f"{', '.join(sorted(map(str, b)))} vs {', '.join(sorted(map(str, c)))}"
-                         f"); {'; '.join(differs)}; {SAMPLE_NOTE}")
+        b, c = base[base["data_id"] == data_id], cand[cand["data_id"] == data_id]
+        if same_bits(b, c):
+            continue
+        prints = [sorted(map(str, set(side.get("data_fingerprint", pd.Series()).dropna())))
+                  for side in (b, c)]
+        what = (f"{FINGERPRINT_NOTE} (fingerprint {', '.join(prints[0])} vs "
+                f"{', '.join(prints[1])})" if prints[0] != prints[1]
+                else "the same data trained with other BLAS threads")
+        differs = environment_differences(b, c) or [
+            "nothing the manifests record differs (a BLAS build or CPU feature?)"]
+        notes.append(f"{data_id}: {what}; {'; '.join(differs)}; {SAMPLE_NOTE}")
     return tuple(notes)
 
 
@@ -382,6 +384,11 @@ def environment_differences(base: pd.DataFrame, cand: pd.DataFrame) -> list[str]
     manifests (what can make the same recipe give bitwise-different data)."""
     sides = [[load_manifest(d) for d in sorted(set(frame["run_dir"]))] for frame in (base, cand)]
     found = []
+    if "blas_threads" in base and "blas_threads" in cand:
+        threads = [sorted(set(frame["blas_threads"].dropna().astype(int))) for frame in
+                   (base, cand)]
+        if all(threads) and threads[0] != threads[1]:
+            found.append(f"BLAS threads per cell {threads[0]} vs {threads[1]}")
     for label, (group, key) in BITS_SOURCES.items():
         values = [{json.dumps(((m.get(group) or {}).get(key)), sort_keys=True) for m in side}
                   for side in sides]
@@ -403,12 +410,16 @@ def compare_cell(cell: Mapping[str, Any], base: CellRuns, cand: CellRuns, limits
 
 
 def same_bits(base: pd.DataFrame, cand: pd.DataFrame) -> bool:
-    """Were both sides trained on bit-identical data (one fingerprint, the same; records
-    without a fingerprint count as identical, as before fingerprints existed)?"""
-    if "data_fingerprint" not in base or "data_fingerprint" not in cand:
-        return True
-    b, c = set(base["data_fingerprint"].dropna()), set(cand["data_fingerprint"].dropna())
-    return not b or not c or b == c
+    """Were both sides' numbers bit-identical up to training: the same data fingerprint and
+    the same BLAS thread count per cell (a field a side did not record counts as the same,
+    as before it existed)?"""
+    for field in ("data_fingerprint", "blas_threads"):   # same data, same thread count
+        if field not in base or field not in cand:
+            continue
+        b, c = set(base[field].dropna()), set(cand[field].dropna())
+        if b and c and b != c:
+            return False
+    return True
 
 
 def status_count_check(base: pd.DataFrame, cand: pd.DataFrame) -> Check:

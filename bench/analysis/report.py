@@ -166,6 +166,7 @@ def build_report(run_dir: str | Path, baseline: str | Path | None = None,
 def write_report(run_dir: str | Path, out: str | Path | None = None, **kwargs: Any) -> Path:
     """Write the report (default RUN_DIR/report.html); return its path."""
     out = Path(out) if out is not None else Path(run_dir) / "report.html"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(build_report(run_dir, **kwargs), encoding="utf-8")
+    page = build_report(run_dir, **kwargs)     # reads (and checks) the run first: a missing
+    out.parent.mkdir(parents=True, exist_ok=True)    # run directory leaves no folder behind
+    out.write_text(page, encoding="utf-8")
     return out

@@ -98,7 +98,10 @@ def run_command(args: argparse.Namespace) -> int:
     config = load_config(args.target, config_overrides(args))
     run_dir = args.out or default_run_dir(config)
     if args.estimate:
-        print(Sweep(config, run_dir).estimate())
+        sweep = Sweep(config, run_dir)          # refuses what does not fit, before timing
+        print(f"estimating {config.name}: timing a few epochs at three k per curve...",
+              file=sys.stderr, flush=True)
+        print(sweep.estimate())
         return EXIT_OK
     created = not Path(run_dir).exists()
     try:
@@ -130,7 +133,8 @@ def _run_locked(args: argparse.Namespace, config, run_dir: Path) -> int:
     print(render(figure_table(run_dir), args.format))
     if not args.quiet:
         print(f"\n{run_dir}: {outcome.summary()}; `lae-bench show {run_dir}` prints this "
-              "table again", file=sys.stderr)
+              f"table again, `lae-bench plot {run_dir}` draws it, `lae-bench report {run_dir}` "
+              "makes one HTML page", file=sys.stderr)
     return EXIT_RUN_FAILED if outcome.errors else EXIT_OK
 
 

@@ -17,6 +17,7 @@ GPU_CHECK_STEPS = ("info", "smoke", "speed", "parity", "fig4", "tests", "summary
 from ..errors import EXIT_OK, EXIT_RUN_FAILED, UsageError
 from ..paths import output_dir, output_file
 from ..formatting import format_seconds
+from ..sweep import memory
 from ..sweep.store import write_json_atomic
 
 
@@ -41,13 +42,18 @@ def register(verbs) -> None:
                          "its matrix-product work, and the ratio to that work divided by a "
                          "same-run matrix product's throughput; then what a batch of seeds "
                          "costs against one run.")
-    p.add_argument("--k", type=_csv(int), default=[2, 10, 100, 500])
-    p.add_argument("--models", type=_csv(str, MODELS), default=list(MODELS))
-    p.add_argument("--optimizers", type=_csv(str, OPTIMIZERS), default=["sgd_nesterov", "adam"])
-    p.add_argument("--m", type=int, default=1000)
-    p.add_argument("--n", type=int, default=5000)
-    p.add_argument("--backend", choices=["numpy", "cupy", "auto"], default="numpy")
-    p.add_argument("--dtype", choices=["float64", "float32"], default="float64")
+    p.add_argument("--k", type=_csv(int), default=[2, 10, 100, 500], metavar="K,K,...",
+                   help="latent sizes (default: 2,10,100,500)")
+    p.add_argument("--models", type=_csv(str, MODELS), default=list(MODELS), metavar="M,...",
+                   help=f"models (default: all: {','.join(MODELS)})")
+    p.add_argument("--optimizers", type=_csv(str, OPTIMIZERS), default=["sgd_nesterov", "adam"],
+                   metavar="O,...", help="optimizers (default: sgd_nesterov,adam)")
+    p.add_argument("--m", type=int, default=1000, help="input dimension (default: %(default)s)")
+    p.add_argument("--n", type=int, default=5000, help="samples (default: %(default)s)")
+    p.add_argument("--backend", choices=["numpy", "cupy", "auto"], default="numpy",
+                   help="array backend (default: %(default)s)")
+    p.add_argument("--dtype", choices=["float64", "float32"], default="float64",
+                   help="(default: %(default)s)")
     p.add_argument("--batch-runs", type=int, default=64,
                    help="seeds in the batch-scaling check (0 skips it)")
     p.add_argument("--steps", type=_csv(str, STEPS), default=["auto"],
@@ -63,8 +69,14 @@ def register(verbs) -> None:
 def speed_command(args) -> int:
     from ..perf import speed
 
+    for flag, value, low in (("--m", args.m, 1), ("--n", args.n, 1),
+                             ("--batch-runs", args.batch_runs, 0)):
+        if value < low:
+            raise UsageError(f"{flag}: {value} is not allowed; expected an integer from {low}")
     if min(args.k) < 1 or max(args.k) > args.m:
         raise UsageError(f"--k: {args.k} must lie in 1..m = {args.m}")
+    out = output_file(args.out, "--out") if args.out else None   # before the work, not after
+    memory.check_build(args.m, args.n, speed.needs_samples(args.models))
     data = synthetic(m=args.m, n=args.n, keep_samples=speed.needs_samples(args.models))
     rows = []
     print(f"{'model':16} {'optimizer':13} {'k':>4} {'form':10} {'step':9} {'epoch':>10} "
@@ -93,8 +105,8 @@ def speed_command(args) -> int:
               f"k={scaling.k}): epoch {format_seconds(scaling.batch_epoch_s)} vs "
               f"{format_seconds(scaling.single_epoch_s)} for one run = {scaling.cost_ratio:.1f}x "
               f"the cost, {scaling.throughput_gain:.1f}x the run-epochs per second")
-    if args.out:
-        write_json_atomic(output_file(args.out, "--out"), result)
+    if out is not None:
+        write_json_atomic(out, result)
     return 0
 
 
@@ -173,11 +185,24 @@ def register_interleave(verbs) -> None:
     p.add_argument("--candidate", type=shlex.split, metavar="CMD",
                    default=[sys.executable, "-m", "bench.cli"],
                    help="the candidate's command (default: this installation)")
-    p.add_argument("--rounds", type=_positive_int, default=6,
+    p.add_argument("--rounds", type=_rounds, default=6,
                    help="runs per side (default 6: the smallest p is then 1/924; 5 is the "
                    "fewest that can be significant at alpha = 0.01)")
     p.add_argument("--out", type=Path, required=True, metavar="DIR")
     p.set_defaults(handler=interleave_command)
+
+
+MIN_ROUNDS = 5     # with fewer rounds a side, Mann-Whitney's p cannot go below alpha = 0.01
+
+
+def _rounds(text: str) -> int:
+    """argparse type of --rounds: enough rounds for a slow-down to be found significant."""
+    value = _positive_int(text)
+    if value < MIN_ROUNDS:
+        raise argparse.ArgumentTypeError(
+            f"{value} rounds can never be significant at alpha = 0.01 (the smallest p with "
+            f"{value} rounds a side is above it); use at least {MIN_ROUNDS}")
+    return value
 
 
 def _positive_int(text: str) -> int:

@@ -29,7 +29,7 @@ from lae_core.hyper import geometric_keep_probs
 
 from ..errors import UsageError
 from ..validate import (bad, boolean, choice, integer, items, mapping, number, read_yaml,
-                        text)
+                        text, unreadable)
 from .lr_table import LrTable, constant_table, load_table, paper_table
 
 DATA_KINDS = ("synthetic", "mnist", "npy")
@@ -191,7 +191,7 @@ def _read_text(path: Path) -> str:
         raise UsageError(f"run: config file {str(path)!r} does not exist") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise UsageError(f"run: cannot read config file {str(path)!r} "
-                         f"({type(exc).__name__})") from None
+                         f"({unreadable(exc)})") from None
 
 
 def _merge(raw: dict, overrides: Mapping[str, Any]) -> dict:
@@ -345,8 +345,11 @@ def parse_spectrum(raw: Any, m: int) -> Spectrum:
         if len(values) != m:
             raise bad("data.spectrum.values", f"{len(values)} values", f"m = {m} values")
     high = raw.get("high")
-    return Spectrum(kind, None if high is None else number(high, "data.spectrum.high", *positive),
-                    number(raw.get("low", 1.0), "data.spectrum.low", *positive),
+    high = None if high is None else number(high, "data.spectrum.high", *positive)
+    low = number(raw.get("low", 1.0), "data.spectrum.low", *positive)
+    if high is not None and high <= low:    # eigenvalues are sorted high to low
+        raise bad("data.spectrum.high", high, f"a number above data.spectrum.low = {low:g}")
+    return Spectrum(kind, high, low,
                     number(raw.get("alpha", 1.0), "data.spectrum.alpha", *positive), values)
 
 

@@ -9,12 +9,15 @@ import numpy as np
 from lae_core import Dataset, from_samples, mnist, synthetic
 from lae_core.data import find_mnist_images
 
+from . import memory
 from .config import DataConfig
 from .recipe import file_recipe, synthetic_recipe
 
 
 def load_dataset(data: DataConfig, keep_samples: bool) -> Dataset:
-    """The sweep's dataset; the samples are kept only when a model needs them (nd)."""
+    """The sweep's dataset; the samples are kept only when a model needs them (nd). Refused
+    (UsageError, with what would fit) when building it would not fit in memory."""
+    memory.check_build(data.m, data.n, keep_samples)
     if data.kind == "synthetic":
         s = data.spectrum
         return synthetic(data.m, data.n, seed=data.seed, kind=s.kind, high=s.high, low=s.low,

@@ -19,8 +19,8 @@ import numpy as np
 from lae_core import backend as be
 
 PACKAGES = ("lae-bench", "numpy", "scipy", "pandas", "array-api-compat", "pyyaml", "tqdm",
-            "cupy-cuda13x", "cupy-cuda12x", "cupy-cuda11x", "cupy", "threadpoolctl",
-            "array-api-strict")
+            "numba", "matplotlib", "cupy-cuda13x", "cupy-cuda12x", "cupy-cuda11x", "cupy",
+            "threadpoolctl", "array-api-strict")
 THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 

@@ -98,15 +98,24 @@ def check(m: int, n: int, k_max: int, runs: int, itemsize: int, keep_samples: bo
     or its largest cell does not fit in the memory available."""
     need = Need(build_bytes(m, n, keep_samples),
                 cell_bytes(m, n, k_max, runs, itemsize, keep_samples))
+    check_build(m, n, keep_samples, available)
     host = available_bytes("numpy") if available is None else available
     device = host if backend != "cupy" or available is not None else available_bytes(backend)
-    if host is not None and need.build > host:
-        raise UsageError(_refusal("building the data", need.build, host, m, n,
-                                  lambda mm, nn: build_bytes(mm, nn, keep_samples)))
     if device is not None and need.cell > device:
         raise UsageError(_refusal(f"a cell of {runs} runs at k = {k_max}", need.cell, device,
                                   m, n, lambda mm, nn: cell_bytes(mm, nn, min(k_max, mm), runs,
                                                                   itemsize, keep_samples)))
+    return need
+
+
+def check_build(m: int, n: int, keep_samples: bool, available: int | None = None) -> int:
+    """The host bytes of building the data; UsageError when they exceed what is free (every
+    path that builds data comes through here: sweeps, tune, hessian)."""
+    need = build_bytes(m, n, keep_samples)
+    host = available_bytes("numpy") if available is None else available
+    if host is not None and need > host:
+        raise UsageError(_refusal("building the data", need, host, m, n,
+                                  lambda mm, nn: build_bytes(mm, nn, keep_samples)))
     return need
 
 

@@ -36,19 +36,43 @@ def write_json_atomic(path: Path, obj: Any) -> None:
     write_bytes_atomic(path, json.dumps(jsonable(obj), indent=1, sort_keys=True).encode())
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+# Result files get the permissions of any new file (0644 under the usual umask), not the 0600
+# of the temporary file they are written to: other users can read them.
+FILE_MODE = 0o666 & ~_umask()
+
+
 def write_bytes_atomic(path: Path, payload: bytes) -> None:
-    """Write ``payload`` to a temporary file beside ``path``, then rename it over ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    """Write ``payload`` to a temporary file beside ``path``, then rename it over ``path``:
+    ``path`` holds its old content or the whole new one. A write that fails (a full disk)
+    leaves no temporary file and is a UsageError naming ``path``."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise _write_failed(path, exc) from None
     try:
         with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), FILE_MODE)
             f.write(payload)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise _write_failed(path, exc) from None
         raise
+
+
+def _write_failed(path: Path, exc: OSError) -> UsageError:
+    return UsageError(f"cannot write {path} ({exc.strerror or 'I/O error'}); the results "
+                      "already written are kept: make room and rerun to resume")
 
 
 def write_manifest(run_dir: Path, manifest: dict) -> None:

@@ -28,7 +28,7 @@ TINY = {"description": "corpus base", "data": {"kind": "synthetic", "m": 12, "n"
                                                                         "high": 10, "low": 1}},
         "models": ["rotation"], "optimizers": ["sgd_nesterov", "adam"], "k": [2],
         "lr": 0.003, "seeds": [0, 1], "thresholds": [0.5, 0.3], "max_epochs": 300,
-        "eval_every": 10, "dtype": "float64"}
+        "eval_every": 10, "dtype": "float64", "threads": 1}
 
 
 def run_cli(*argv) -> tuple[int, str, str]:
@@ -276,7 +276,7 @@ def test_a_damaged_config_is_named_in_one_line(tmp_path, name, verb):
             "hessian": ["hessian", config, "--out", tmp_path / "h", "--k", "2"]}[verb]
     code, out, err = run_cli(*argv)
     check_one_line_outcome(code, out, err, {2})
-    assert str(config) in err or "config" in err
+    assert str(config) in err or "config" in err or "data: m = " in err   # file or field
 
 
 def _has_memory_preflight() -> bool:
@@ -328,11 +328,3 @@ def test_a_bad_flag_is_named_in_one_line(base, tmp_path, argv):
     check_one_line_outcome(code, out, err, {2})
     leftovers = [p.name for p in tmp_path.iterdir() if p.name not in ("afile",)]
     assert leftovers == [], f"a refused command left {leftovers} behind"
-
-
-def test_gpu_check_dry_without_array_api_strict_is_not_a_crash(monkeypatch, tmp_path):
-    """A plain install has no array-api-strict (a test extra): the dry run still prints."""
-    import sys
-    monkeypatch.setitem(sys.modules, "array_api_strict", None)     # import fails
-    code, out, err = run_cli("gpu-check", "--dry", "--out", tmp_path / "g")
-    check_one_line_outcome(code, out, err, {0, 2})

@@ -32,7 +32,8 @@ SWEEP = {"description": "signal test sweep",
                   "spectrum": {"kind": "linear", "high": 10, "low": 1}},
          "models": ["rotation", "nd"], "optimizers": ["sgd_nesterov", "adam"],
          "k": [2, 3, 4], "lr": 0.003, "seeds": [0, 1], "thresholds": [0.5, 0.2],
-         "max_epochs": 3000, "eval_every": 10, "dtype": "float64"}
+         "max_epochs": 3000, "eval_every": 10, "dtype": "float64",
+         "threads": 1}     # pinned: "auto" may choose differently in the resumed session
 
 
 def outcomes(run_dir: Path) -> dict[str, dict]:
@@ -136,3 +137,39 @@ def test_kill_9_at_ten_moments_leaves_a_resumable_directory(reference, tmp_path,
     code, _, err = run_cli("run", config, "--out", run_dir, "--quiet")
     assert code == 0, err
     assert outcomes(run_dir) == expected and not lock_path(run_dir).exists()
+
+
+# --- a full disk ----------------------------------------------------------------------------
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 1 MiB tmpfs (root only; skipped elsewhere), unmounted afterwards."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs",
+                                            str(disk)], capture_output=True).returncode != 0:
+        pytest.skip("mounting a small file system needs root")
+    yield disk
+    subprocess.run(["umount", "-l", str(disk)], capture_output=True)
+
+
+def fill(disk: Path, leave: int) -> Path:
+    """Fill ``disk`` up to ``leave`` free bytes with one file; returns it."""
+    filler = disk / "filler"
+    free = os.statvfs(disk).f_bavail * os.statvfs(disk).f_frsize
+    filler.write_bytes(b"\0" * max(0, free - leave))
+    return filler
+
+
+@pytest.mark.parametrize("leave", [0, 12_000, 40_000], ids=["at-start", "early", "later"])
+def test_a_full_disk_names_the_write_loses_nothing_and_releases_the_lock(reference, small_disk,
+                                                                       leave):
+    config, expected, _ = reference
+    run_dir = small_disk / "run"
+    filler = fill(small_disk, leave)
+    code, _, err = run_cli("run", config, "--out", run_dir, "--quiet")
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert "No space left on device" in err and str(small_disk) in err
+    assert not lock_path(run_dir).exists()
+    filler.unlink()                          # room again: the rerun resumes
+    check_resumes_equal(config, run_dir, expected)

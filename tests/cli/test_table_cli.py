@@ -58,11 +58,18 @@ def _row(**fields):
     return SimpleNamespace(**{**base, **fields})
 
 
+INF = float("inf")
+
+
 @pytest.mark.parametrize("fields, text", [
-    ({}, "3100 [2800-3400]"),
-    ({"epochs_q75": float("inf")}, "3100 [2800->50000]"),
-    ({"censored": True, "epochs_median": float("inf")}, ">50000"),
-    ({"censored": True, "diverged": 2}, "diverged"),
+    ({"runs": 5}, "3100 [2800-3400]"),
+    ({"runs": 5, "epochs_q75": INF}, "3100 [2800->50000]"),
+    ({"seed_epochs": (2800.0, 3100.0, 3400.0)}, "3100 (2800, 3100, 3400)"),
+    ({"runs": 2, "epochs_median": 520.0, "seed_epochs": (240.0, 800.0)}, "520 (240, 800)"),
+    ({"censored": True, "epochs_median": INF, "diverged": 1, "seed_epochs": (300.0, INF, INF)},
+     ">50000 (300, >50000, >50000; 1 diverged)"),
+    ({"censored": True, "diverged": 3}, "diverged"),
+    ({"errors": 1, "seed_epochs": (2800.0, 3400.0)}, "3100 (2800, 3400; 1 error)"),
     ({"errors": 3, "censored": True}, "error"),
     ({"skipped": True}, "fails"),
     ({"runs": 1, "epochs_q25": 3100.0, "epochs_q75": 3100.0}, "3100"),
@@ -97,4 +104,4 @@ def test_run_without_a_target_runs_the_quick_preset_and_no_verb_runs_nothing(mon
 def test_help_documents_the_exit_codes(capsys):
     with pytest.raises(SystemExit):
         main(["run", "--help"])
-    assert "2    bad usage or configuration" in capsys.readouterr().out
+    assert "2    the input or the environment is wrong" in capsys.readouterr().out
