@@ -17,6 +17,7 @@ from typing import Iterator
 
 from ..entry import INTERRUPTED, TERMINATED, Terminated, internal_error, raise_terminated
 from ..exits import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_TERMINATED, EXIT_USAGE
+
 EPILOG = f"""exit codes (the same in every verb; docs/reliability.md):
   0    success (compare: no regression); skipped damaged files are named in one line
   1    run: a run errored; compare: a regression was found. Nothing else exits 1
@@ -113,11 +114,10 @@ def _run_verb(args: argparse.Namespace) -> int:
 
 
 def os_error_line(exc: OSError) -> str:
-    """What failed, on which file, why: 'cannot write results/x.json (No space left on
-    device)'; never the exception's class name."""
+    """Which file and why ('results/x.json: Permission denied'); never the exception's class
+    name. Writes of results name their file themselves (store.write_bytes_atomic)."""
     reason = exc.strerror or "I/O error"
-    target = exc.filename or getattr(exc, "lae_path", None)
-    return f"{target}: {reason}" if target else f"a file operation failed ({reason})"
+    return f"{exc.filename}: {reason}" if exc.filename else f"a file operation failed ({reason})"
 
 
 def _one_line(exc: Exception) -> str:

@@ -216,11 +216,15 @@ def _positive_int(text: str) -> int:
 
 
 def interleave_command(args) -> int:
-    from ..perf.interleave import SideFailed, config_file, interleave
+    from ..perf.interleave import SideFailed, check_command, config_file, interleave
+    from ..sweep.config import load_config
 
+    commands = {"baseline": args.baseline, "candidate": args.candidate}
+    load_config(args.target)              # a bad config or command leaves no --out behind
+    for side, command in commands.items():
+        check_command(side, command)
     out = output_dir(args.out, "--out")
     config = config_file(args.target, out)
-    commands = {"baseline": args.baseline, "candidate": args.candidate}
     try:
         interleave(config, out, commands, args.rounds, on_run=lambda r, side: print(
             f"round {r + 1}/{args.rounds}: {side}", file=sys.stderr, flush=True))

@@ -297,6 +297,8 @@ FLAGS = [
     ["interleave", "smoke", "--baseline", "true", "--out", "{tmp}/i", "--rounds", "0"],
     ["interleave", "smoke", "--baseline", "true", "--out", "{tmp}/i", "--rounds", "-3"],
     ["interleave", "smoke", "--out", "{tmp}/i"],
+    ["interleave", "smoke", "--baseline", "no-such-program-x", "--out", "{tmp}/i"],
+    ["interleave", "{afile}", "--baseline", "true", "--out", "{tmp}/i"],
     ["gpu-check", "--step", "nope"],
     ["show", "{base}", "--threshold", "7"], ["show", "{base}", "--threshold", "nan"],
     ["show", "{base}", "--format", "xml"], ["show", "{missing}"], ["show", "{afile}"],
@@ -328,3 +330,18 @@ def test_a_bad_flag_is_named_in_one_line(base, tmp_path, argv):
     check_one_line_outcome(code, out, err, {2})
     leftovers = [p.name for p in tmp_path.iterdir() if p.name not in ("afile",)]
     assert leftovers == [], f"a refused command left {leftovers} behind"
+
+
+def test_resume_keeps_a_damaged_record_aside_and_runs_its_cell_again(base, tmp_path):
+    config, base_dir = base
+    run_dir = tmp_path / "run"
+    shutil.copytree(base_dir, run_dir)
+    damaged = _first_record(run_dir)
+    original = damaged.read_text()
+    damaged.write_text(original.replace('"status": "reached"', '"status": "done"'))
+    code, _, err = run_cli("run", config, "--out", run_dir, "--quiet")
+    assert code == 0 and "moved to" in err and "its cell runs again" in err
+    assert (run_dir / "damaged" / damaged.name).read_text() != original      # kept as found
+    rerun = json.loads(damaged.read_text())
+    assert rerun == {**json.loads(original), **{f: rerun[f] for f in rerun if f.endswith(
+        ("_s", "time_s", "shares", "utc"))}}                # the same outcome, new timings
