@@ -220,15 +220,16 @@ def _check_key(r: dict, file: str) -> None:
 
 def _check_epochs_to(r: dict, file: str) -> None:
     levels = {str(t) for t in r["thresholds"]}
-    if set(r["epochs_to"]) != levels:
+    if not set(r["epochs_to"]) <= levels:
         raise SchemaError(file, "epochs_to", f"keys {show(sorted(r['epochs_to']))} are not "
-                          f"the thresholds {sorted(levels)}")
+                          f"among the thresholds {sorted(levels)}")
     for level, epoch in r["epochs_to"].items():
         if epoch is not None and _integer(0, r["epochs"])(epoch) is not None:
             raise SchemaError(file, f"epochs_to.{level}", f"{show(epoch)} is not allowed; "
                               f"expected null or an integer from 0 to epochs = {r['epochs']}")
-    lowest = r["epochs_to"][str(min(r["thresholds"]))]
-    if (r["status"], lowest is None) in (("reached", True), ("capped", False)):
+    lowest = r["epochs_to"].get(str(min(r["thresholds"])))
+    if str(min(r["thresholds"])) in r["epochs_to"] and (r["status"], lowest is None) in (
+            ("reached", True), ("capped", False)):
         raise SchemaError(file, "status", f"{r['status']!r} disagrees with epochs_to "
                           f"{show(r['epochs_to'])} (reached means the lowest threshold was)")
 

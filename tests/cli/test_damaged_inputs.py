@@ -200,9 +200,9 @@ def _cases():
     for damage in RECORD_DAMAGE:
         for verb in READERS:
             yield pytest.param(damage, verb, id=f"{verb}-{damage}")
-    for damage in SLOW_DAMAGES:
+    for damage in SLOW_DAMAGES:         # they draw every figure: seconds each
         for verb in SLOW_READERS:
-            yield pytest.param(damage, verb, id=f"{verb}-{damage}")
+            yield pytest.param(damage, verb, id=f"{verb}-{damage}", marks=pytest.mark.slow)
 
 
 def check_one_line_outcome(code: int, out: str, err: str, allowed: set[int]) -> None:
@@ -249,7 +249,7 @@ CONFIGS = {
     "empty": "",
     "a-list": "[1, 2]",
     "bad-yaml": "models: [rotation\n  k: {",
-    "deep": "[" * 100_000,
+    "deep": "[" * 5_000,
     "unknown-key": _config(colour="blue"),
     "k-beyond-m": _config(k=[50]),
     "negative-epochs": _config(max_epochs=-5),

@@ -111,8 +111,8 @@ def _signal_case(reference, tmp_path, signum: int, at: float) -> None:
     check_resumes_equal(config, run_dir, expected)
 
 
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["INT", "TERM"])
-@pytest.mark.parametrize("fraction", [0.3, 0.6])
+@pytest.mark.parametrize("signum, fraction", [(signal.SIGINT, 0.3), (signal.SIGTERM, 0.6)],
+                         ids=["INT", "TERM"])
 def test_a_signal_mid_sweep_loses_nothing(reference, tmp_path, signum, fraction):
     _signal_case(reference, tmp_path, signum, fraction * reference[2])
 
