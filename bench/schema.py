@@ -235,15 +235,16 @@ def _check_epochs_to(r: dict, file: str) -> None:
 
 
 def check_history(arrays: Mapping[str, Any], file: str | Path) -> Mapping[str, Any]:
-    """A history: named 1-D numeric arrays of one length (values may be NaN: a diverged
-    run's metrics are)."""
+    """A history: named numeric arrays (values may be NaN: a diverged run's metrics are), the
+    1-D metric series of one length (2-D ones are final matrices: the decoder, U_k^T W2)."""
     lengths = set()
     for name, a in arrays.items():
-        if getattr(a, "ndim", None) != 1 or getattr(a.dtype, "kind", "") not in "fiu":
-            raise SchemaError(str(file), name, "expected a 1-D numeric array")
-        lengths.add(len(a))
+        if getattr(getattr(a, "dtype", None), "kind", "") not in ("f", "i", "u"):
+            raise SchemaError(str(file), name, "expected a numeric array")
+        if a.ndim == 1:
+            lengths.add(len(a))
     if len(lengths) > 1:
-        raise SchemaError(str(file), "", f"arrays of different lengths {sorted(lengths)}")
+        raise SchemaError(str(file), "", f"metric series of different lengths {sorted(lengths)}")
     return arrays
 
 

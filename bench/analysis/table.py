@@ -136,7 +136,7 @@ def epochs_text(row) -> str:
         text = _epochs(row.epochs_median, cap)
     seeds = tuple(getattr(row, "seed_epochs", ()) or ())
     spread = ""
-    if 2 <= valid <= 3 and len(seeds) == valid:
+    if 2 <= valid <= 3 and len(seeds) == valid and any(np.isfinite(seeds)):
         spread = ", ".join(_epochs(v, cap) for v in seeds)
     elif valid > 3 and not row.censored:
         spread = f"[{_epochs(row.epochs_q25, cap)}-{_epochs(row.epochs_q75, cap)}]"

@@ -133,6 +133,7 @@ def test_the_portable_check_catches_a_run_that_moved_two_steps(fresh, tmp_path):
                 if json.loads(p.read_text())["epochs_to"]["0.3"] is not None)
     record = json.loads(path.read_text())
     record["epochs_to"]["0.3"] += 2 * record["eval_every"]
+    record["epochs"] += 2 * record["eval_every"]     # the run went on as long (else damaged)
     path.write_text(json.dumps(record))
     with pytest.raises(AssertionError, match="epochs_to_0.3: moved by"):
         assert_within_one_step(BASELINE, moved)
