@@ -20,7 +20,7 @@ from ..exits import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_TERMINATED, EXIT_USAGE
 
 EPILOG = f"""exit codes (the same in every verb; docs/reliability.md):
   0    success (compare: no regression); skipped damaged files are named in one line
-  1    run: a run errored; compare: a regression was found. Nothing else exits 1
+  1    run: a run errored; compare, history: a regression was found. Nothing else exits 1
   2    the input or the environment is wrong: a bad flag or config key, a damaged result file,
        a path that cannot be read or written (a full disk), a run directory another run holds,
        a problem too big for memory. One line names the file or key, the value, what is allowed
