@@ -131,7 +131,7 @@ def epochs_text(row) -> str:
         return "diverged"
     cap = row.max_epochs
     if row.censored:
-        text = f">{cap:.0f}" + (" (half reached)" if getattr(row, "straddles", False) else "")
+        text = f">{cap:.0f}"
     else:
         text = _epochs(row.epochs_median, cap)
     seeds = tuple(getattr(row, "seed_epochs", ()) or ())
@@ -146,6 +146,8 @@ def epochs_text(row) -> str:
         text += f" {spread}"
         spread = ""
     inside = "; ".join(filter(None, [spread, ", ".join(notes)]))
+    if row.censored and getattr(row, "straddles", False):
+        inside = "half reached" + (f": {inside}" if inside else "")
     return f"{text} ({inside})" if inside else text
 
 

@@ -33,7 +33,7 @@ def test_show_says_that_a_straddling_pair_is_censored(tmp_path):
     run = sweep_run(tmp_path / "run", cell_records([40, None], max_epochs=2000, batch_size=2)
                     + cell_records([210, 260], k=2, batch_size=2))
     cells = figure_table(run).cells.set_index("k")
-    assert cells.loc[10, "epochs_text"] == ">2000 (half reached)"
+    assert cells.loc[10, "epochs_text"] == ">2000 (half reached: 40, >2000)"
     assert cells.loc[2, "epochs_text"].startswith("235 ")
 
 
