@@ -9,46 +9,10 @@ only the standard library at the top.
 """
 from __future__ import annotations
 
-import os
 import signal
-import sys
-import tempfile
-import traceback
 
-from .exits import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_TERMINATED
-INTERRUPTED = "lae-bench: interrupted; finished runs are saved, rerun to resume"
-TERMINATED = "lae-bench: terminated (SIGTERM); finished runs are saved, rerun to resume"
-
-
-class Terminated(BaseException):
-    """SIGTERM arrived: unwind like Ctrl-C (locks released, finished runs kept)."""
-
-
-def raise_terminated(signum, frame) -> None:
-    raise Terminated()
-
-
-def say(line: str) -> None:
-    """One line on stderr, even when stderr is gone (a closed pipe)."""
-    try:
-        print(line, file=sys.stderr, flush=True)
-    except (OSError, ValueError):
-        pass
-
-
-def internal_error(exc: BaseException) -> int:
-    """Report an unexpected exception as one line: where its details are, and to report it."""
-    details = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-    try:
-        fd, path = tempfile.mkstemp(prefix="lae-bench-internal-error-", suffix=".txt")
-        with os.fdopen(fd, "w") as f:
-            f.write(f"lae-bench {' '.join(sys.argv[1:])}\n\n{details}")
-        where = f"; details in {path}"
-    except OSError:                  # a full disk must not hide the report itself
-        where = ""
-    say(f"lae-bench: internal error, a bug in lae-bench rather than in the input; please "
-        f"report it with the command line{where} (exit {EXIT_INTERNAL})")
-    return EXIT_INTERNAL
+from .exits import (EXIT_INTERRUPTED, EXIT_TERMINATED, INTERRUPTED, TERMINATED, Terminated,
+                    internal_error, raise_terminated, say)
 
 
 def guarded(argv: list[str] | None = None) -> int:

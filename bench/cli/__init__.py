@@ -15,8 +15,8 @@ import sys
 from contextlib import contextmanager
 from typing import Iterator
 
-from ..entry import INTERRUPTED, TERMINATED, Terminated, internal_error, raise_terminated
-from ..exits import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_TERMINATED, EXIT_USAGE
+from ..exits import (EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_TERMINATED, EXIT_USAGE, INTERRUPTED,
+                     TERMINATED, Terminated, internal_error, raise_terminated)
 
 EPILOG = f"""exit codes (the same in every verb; docs/reliability.md):
   0    success (compare: no regression); skipped damaged files are named in one line

@@ -1,3 +1,5 @@
+# Over 400 lines: every step of the check is one function here, so the lent machine runs one module
+# per step (python -m bench.perf.gpu_check STEP) and a reader sees all that the check measures.
 """The prepared GPU check: what a lent GPU must show, in steps that each fit a time cap.
 
 ``gpu_check.sh`` runs each step as its own process under its own ``timeout`` (a step that runs

@@ -1,3 +1,5 @@
+# Over 400 lines: the packed step and its variants (compiled CPU blocks, the captured GPU graph,
+# nested dropout) share one buffer layout, one allocation and one retire; they are read together.
 """The packed step: persistent buffers, a few matrix products, one fused pass per epoch.
 
 The encoder and the transposed decoder of all runs live in ONE buffer W (r, 2k, m):

@@ -19,7 +19,8 @@ from typing import Callable
 import pytest
 import yaml
 
-from bench.entry import EXIT_INTERNAL, guarded
+from bench.entry import guarded
+from bench.exits import EXIT_INTERNAL
 
 RAW_EXCEPTION = re.compile(r"\b(Traceback|[A-Z][A-Za-z]*(Error|Exception|Interrupt)|"
                            r"StopIteration|errno)\b")
