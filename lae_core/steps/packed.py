@@ -104,9 +104,9 @@ class PackedStep:
         self.op, self.objective, self.optimizer, self.hp = op, objective, optimizer, hp
         self.np = raw_module(op.xp)
         self.kern = kern or kernels.for_module(self.np)
-        self.products = kernels.products_for(self.np, self.kern)
+        self.products = self._products()
         self.floor = floor
-        self.rule = rule_for(objective.kk_form, self.kern)
+        self.rule = self._rule()
         W1, W2 = params[0], params[1]
         self.k = W1.shape[-2]
         self.W = self.np.ascontiguousarray(self.np.concatenate((W1, W2.mT), axis=1))
@@ -117,6 +117,12 @@ class PackedStep:
         self.extra = tuple(params[2:])
         self.extra_state = optimizer.init(self.extra) if self.extra else None
         self._allocate()
+
+    def _products(self):
+        return kernels.products_for(self.np, self.kern)
+
+    def _rule(self):
+        return rule_for(self.objective.kk_form, self.kern)
 
     # --- buffers ----------------------------------------------------------------------------
 
@@ -487,21 +493,15 @@ class NdStep(PackedStep):
 
     name = "packed"
 
-    def __init__(self, op, objective, optimizer, hp: dict, params: tuple, lr: Any,
-                 floor: float, kern: Any = None):
-        self.op, self.objective, self.optimizer, self.hp = op, objective, optimizer, hp
-        self.np = raw_module(op.xp)
-        self.kern = kern or kernels.for_module(self.np)
-        self.products = kernels.CublasProducts(self.kern)
-        self.floor, self.lr, self.count = floor, lr, 0
-        W1, W2 = params
-        self.k = W1.shape[-2]
-        self.W = self.np.ascontiguousarray(self.np.concatenate((W1, W2.mT), axis=1))
-        self.state = tuple(self.np.zeros_like(self.W) for _ in optimizer.buffers)
-        self.extra, self.extra_state = (), None
-        self.rule = RULES["nested_dropout"]             # only for fused_extras (False)
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
         self.cut = self.np.empty((0, 0, 0), np.int32)
-        self._allocate()
+
+    def _products(self):
+        return kernels.CublasProducts(self.kern)
+
+    def _rule(self):
+        return RULES["nested_dropout"]                  # only for fused_extras (False)
 
     def _allocate(self) -> None:
         xp, (r, k2, m), dt = self.np, self.W.shape, self.W.dtype
