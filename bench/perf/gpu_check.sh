@@ -2,8 +2,8 @@
 # The prepared GPU check (bench/perf/gpu_check.py; docs/gpu.md says how to run it on a lent GPU).
 #
 #   bash bench/perf/gpu_check.sh --prepare          HERE, where the package index is reachable:
-#       downloads the wheels the GPU machine's image lacks (array-api-compat, array-api-strict;
-#       Python 3.12) into .gpu-wheels/ with the source commit (prepared_from.json: the tree
+#       downloads the wheels the GPU machine's image lacks (array-api-compat, array-api-strict,
+#       threadpoolctl; Python 3.12) into .gpu-wheels/ with the source commit (prepared_from.json: the tree
 #       that travels has no .git). The folder is git-ignored: carry it.
 #   bash bench/perf/gpu_check.sh [OUT_DIR] [--dry]  THERE: installs those wheels offline into a
 #       private folder and runs every step, each in its own process under its own time cap
@@ -20,7 +20,7 @@ py="${PYTHON:-python3}"
 wheels="${GPU_CHECK_WHEELS:-.gpu-wheels}"
 work="${GPU_CHECK_WORK:-results/gpu/_work}"
 # What the image lacks (its package list: docs/gpu.md); pure Python, one version of each
-NEEDED=("array-api-compat>=1.9" "array-api-strict>=2.2")
+NEEDED=("array-api-compat>=1.9" "array-api-strict>=2.2" "threadpoolctl>=3")
 
 die() { echo "gpu-check: $*" >&2; exit 2; }
 
