@@ -232,7 +232,8 @@ def test_the_check_runs_offline_in_the_image_environment(image_python, warm_tree
                           text=True, check=True).stdout.strip()
     assert info["git"]["commit"] == head and info["git"]["source"] == "prepared"
     wheels = sorted(p.name for p in (warm_tree / ".gpu-wheels").glob("*.whl"))
-    assert [w.split("-")[0] for w in wheels] == ["array_api_compat", "array_api_strict"]
+    assert [w.split("-")[0] for w in wheels] == ["array_api_compat", "array_api_strict",
+                                                 "threadpoolctl"]
     assert info["packages"]["array-api-compat"] == wheels[0].split("-")[1]
     smoke = [json.loads(line) for line in (out / "smoke.jsonl").read_text().splitlines()]
     graph = [r for r in smoke if r["kind"] == "graph_vs_eager"]
