@@ -10,13 +10,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import sys
-from contextlib import contextmanager
-from typing import Iterator
 
 from ..exits import (EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_TERMINATED, EXIT_USAGE, INTERRUPTED,
-                     TERMINATED, Terminated, internal_error, raise_terminated)
+                     TERMINATED, Terminated, check_signals, internal_error, signals_unwind)
 
 EPILOG = f"""exit codes (the same in every verb; docs/reliability.md):
   0    success (compare: no regression); skipped damaged files are named in one line
@@ -29,21 +26,6 @@ EPILOG = f"""exit codes (the same in every verb; docs/reliability.md):
   130  interrupted (Ctrl-C, SIGINT): finished runs are saved, rerun to resume
   143  terminated (SIGTERM, what CI sends on a timeout): the same
 """
-
-
-@contextmanager
-def sigterm_unwinds() -> Iterator[None]:
-    """While inside, SIGTERM raises Terminated in the main thread instead of killing the
-    process on the spot; the previous handler comes back afterwards."""
-    try:
-        previous = signal.signal(signal.SIGTERM, raise_terminated)
-    except ValueError:        # not the main thread: leave signals alone
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -92,8 +74,10 @@ def _run_verb(args: argparse.Namespace) -> int:
     from ..errors import USER_ERRORS
 
     try:
-        with sigterm_unwinds():
-            return int(args.handler(args) or 0)
+        with signals_unwind():
+            code = int(args.handler(args) or 0)
+            check_signals()             # one whose exception a callback swallowed
+            return code
     except USER_ERRORS as exc:
         print(f"lae-bench: error: {_one_line(exc)}", file=sys.stderr)
         return EXIT_USAGE

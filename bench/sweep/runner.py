@@ -19,6 +19,7 @@ import numpy as np
 from lae_core import get_objective
 from lae_core.backend import backend_name
 
+from ..exits import check_signals
 from ..formatting import format_seconds
 from . import env, memory
 from .cells import Cell, curves
@@ -134,6 +135,7 @@ class Sweep:
 
     def _run_cell(self, cell: Cell, outcome: Outcome, progress: Progress) -> list[Record]:
         """Run the pending seeds of ``cell`` as one batch; return all its records."""
+        check_signals()            # a Ctrl-C whose exception a callback swallowed stops here
         seeds = self.run_dir.pending_seeds(cell)
         finished = self.run_dir.finished(cell, seeds)
         outcome.reused_runs += len(finished)

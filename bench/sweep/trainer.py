@@ -17,6 +17,7 @@ from lae_core import BatchResult, Dataset, Schedule, get_objective, run_batch
 from lae_core.backend import backend_name, get_namespace
 from lae_core.calibrate import fastest_backend
 
+from ..exits import check_signals
 from . import env, threads
 from .cells import Cell, ResolvedCell
 from .config import SweepConfig
@@ -88,6 +89,7 @@ class CellTrainer:
             return [(replace(self._run_record(cell, batch, run, clock), blas_threads=count),
                      self._history(cell, run)) for run in batch.runs]
         except Exception as exc:  # one failing cell must not stop the sweep
+            check_signals()       # unless a signal caused it (a library wrapped its exception)
             elapsed = time.perf_counter() - started
             return [(self.error_record(cell, s, len(seeds), exc, elapsed), None) for s in seeds]
 
