@@ -113,9 +113,10 @@ def git_state(source: Path = Path(__file__).resolve().parents[2]) -> dict[str, A
     finally from ``.gpu-wheels/prepared_from.json``, which ``gpu_check.sh --prepare`` writes
     for a tree that travels to a GPU machine without .git ("source": "prepared"). None when
     none is there (or git is missing)."""
-    def git(*args: str) -> str:
-        return subprocess.run(["git", "-C", str(source), *args], capture_output=True, text=True,
-                              timeout=10, check=True).stdout.strip()
+    def git(*args: str) -> str:   # never the index lock: a user's own git command may need it
+        return subprocess.run(["git", "--no-optional-locks", "-C", str(source), *args],
+                              capture_output=True, text=True, timeout=10, check=True
+                              ).stdout.strip()
     try:
         if Path(git("rev-parse", "--show-toplevel")).resolve() == source:
             return {"commit": git("rev-parse", "HEAD"),
