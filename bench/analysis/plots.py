@@ -137,7 +137,9 @@ def _decorate_scaling_axes(ax: Axes, summary: pd.DataFrame, threshold: float, ca
                        linestyle="none"), cap_line]
     labels += [f"first k whose median run did not\nreach {threshold} within the cap (crosses\n"
                "at the same k are stacked)", f"epoch cap ({cap:,})"]
-    ax.legend(handles, labels, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    # Long handles: at the default length the marker covers a dashed line's one gap, and Adam's
+    # dashes read as solid like Nesterov's.
+    ax.legend(handles, labels, loc="upper left", bbox_to_anchor=(1.01, 1.0), handlelength=4)
 
 
 def _variant_text(variant: dict[str, Any]) -> str:

@@ -33,7 +33,8 @@ import yaml
 from lae_core import ALL_MODELS, OPTIMIZERS
 
 from ..errors import UsageError
-from ..validate import bad, choice, number, read_yaml
+from ..schema import check_lr_row
+from ..validate import bad, read_yaml
 from .store import write_bytes_atomic
 
 EVERY_K = "*"     # how a rate for every k is written in files
@@ -166,11 +167,9 @@ def _table_from_rows(rows: list[dict[str, Any]], source: str) -> LrTable:
     rates: dict[tuple[str, str], dict[Any, float]] = {}
     for i, row in enumerate(rows, start=1):
         where = f"lr table {source}: entry {i} ({row['model']}/{row['optimizer']}/k={row['k']})"
-        choice(row["model"], f"{where}: model", ALL_MODELS)
-        choice(row["optimizer"], f"{where}: optimizer", OPTIMIZERS)
+        model, optimizer, lr = check_lr_row(row, where, ALL_MODELS, OPTIMIZERS)
         k = _k_or_every(row["k"], where)
-        lr = number(row["lr"], f"{where}: lr", lambda x: x > 0, "a positive finite number")
-        by_k = rates.setdefault((row["model"], row["optimizer"]), {})
+        by_k = rates.setdefault((model, optimizer), {})
         if k in by_k or (by_k and EVERY_K in {k, *by_k}):
             raise UsageError(f"{where}: a second rate for this model/optimizer and k")
         by_k[k] = lr

@@ -3,11 +3,16 @@ measurement, recorded in the manifest, overridable (config key ``threads``, flag
 
 Two BLAS threads on a two-core machine where another process holds one core wait for each
 other at every product: the quick preset's Adam epochs went from 0.2-0.5 ms to 4-9 ms. So the
-sweep counts the cores that are free now (usable cores less the load average, at least one),
-times its dominant product (C times the weights of the largest cell) with 1 ... free threads,
+sweep counts the cores that other processes left free (below), times its dominant product (C times the weights of the largest cell) with 1 ... free threads,
 and keeps the fewest threads within 10% of the fastest: a thread that buys less than that is
 not worth what it costs when the load changes. The data is built before the limit applies,
 with the library's own thread count, so its fingerprint does not depend on the choice.
+
+Free cores are the usable cores less those that other processes kept busy since the previous
+count (over a 0.2 s look at first): on Linux, the busy time of this process's CPUs in
+/proc/stat less this process's own CPU time. The load average would count the sweep itself:
+on two cores, a sweep that had run for a minute saw one free core and chose one thread even
+when nothing else ran (quick: 286 s instead of 246 s). Elsewhere the load average is used.
 
 threadpoolctl (the library scikit-learn uses for the same job) sets the limit; it finds the
 BLAS NumPy loaded, whichever it is, and restores the previous count afterwards.
@@ -30,16 +35,55 @@ def usable_cores() -> int:
         return os.cpu_count() or 1
 
 
-def free_cores(cores: int | None = None, load: float | None = None) -> int:
-    """Cores not busy with other work now: usable cores less the 1-minute load average
-    (rounded), at least one."""
+def load_average() -> float | None:
+    """The 1-minute load average, None where the system keeps none."""
+    try:
+        return round(os.getloadavg()[0], 2)
+    except OSError:
+        return None
+
+
+def cpu_seconds(cpus: set[int] | None = None) -> tuple[float, float, float] | None:
+    """(now, seconds ``cpus`` have been busy, seconds this process has run), all monotonic;
+    ``cpus``: those this process may use. None where /proc/stat is missing (not Linux)."""
+    busy = 0
+    try:
+        cpus = set(os.sched_getaffinity(0)) if cpus is None else cpus
+        with open("/proc/stat") as stat:
+            for line in stat:
+                name, *ticks = line.split()
+                if name.startswith("cpu") and name[3:].isdigit() and int(name[3:]) in cpus:
+                    user, nice, system, idle, iowait, irq, softirq, steal = map(int, ticks[:8])
+                    busy += user + nice + system + irq + softirq + steal
+    except (OSError, ValueError, AttributeError):     # AttributeError: no affinity (macOS)
+        return None
+    own = os.times()
+    return time.monotonic(), busy / os.sysconf("SC_CLK_TCK"), own.user + own.system
+
+
+def others_busy(before: tuple[float, float, float], after: tuple[float, float, float]) -> float:
+    """Cores other processes kept busy between two cpu_seconds samples."""
+    wall = after[0] - before[0]
+    return max(0.0, (after[1] - before[1]) - (after[2] - before[2])) / wall if wall > 0 else 0.0
+
+
+_last_sample: list[tuple[float, float, float]] = []     # the previous count's, for the next
+
+
+def free_cores(cores: int | None = None) -> int:
+    """Cores other processes left free, at least one: since the previous call, or over a
+    0.2 s look the first time; from the load average where /proc/stat is missing."""
     cores = usable_cores() if cores is None else cores
-    if load is None:
-        try:
-            load = os.getloadavg()[0]
-        except OSError:
-            load = 0.0
-    return max(1, min(cores, cores - round(load)))
+    now = cpu_seconds()
+    if now is None:
+        return max(1, min(cores, cores - round(load_average() or 0.0)))
+    if not _last_sample:
+        time.sleep(0.2)
+        _last_sample.append(now)
+        now = cpu_seconds()
+    others = others_busy(_last_sample.pop(), now)
+    _last_sample.append(now)
+    return max(1, min(cores, cores - round(others)))
 
 
 @contextmanager
@@ -68,14 +112,10 @@ def time_with(count: int, product: Callable[[], Any], repeats: int = 5) -> float
 def choose(requested: Any, product: Callable[[], Any]) -> dict[str, Any]:
     """The BLAS thread count for this session and why, as the manifest records it:
     {blas, requested, free_cores, load, measured_s}. ``requested``: "auto" or a count."""
-    cores = usable_cores()
-    try:
-        load = round(os.getloadavg()[0], 2)
-    except OSError:
-        load = None
+    cores, load = usable_cores(), load_average()
     if requested != AUTO:
         return {"blas": int(requested), "requested": requested, "cores": cores, "load": load}
-    free = free_cores(cores, load)
+    free = free_cores(cores)
     measured = {n: time_with(n, product) for n in range(1, free + 1)}
     fastest = min(measured.values())
     chosen = min(n for n, t in measured.items() if t <= fastest * WORTH)
