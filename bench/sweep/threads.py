@@ -3,9 +3,10 @@ measurement, recorded in the manifest, overridable (config key ``threads``, flag
 
 Two BLAS threads on a two-core machine where another process holds one core wait for each
 other at every product: the quick preset's Adam epochs went from 0.2-0.5 ms to 4-9 ms. So the
-sweep counts the cores that other processes left free (below), times its dominant product (C times the weights of the largest cell) with 1 ... free threads,
-and keeps the fewest threads within 10% of the fastest: a thread that buys less than that is
-not worth what it costs when the load changes. The data is built before the limit applies,
+sweep counts the cores that other processes left free (below), times its dominant product
+(C times the weights of the largest cell) with 1 ... free threads, and keeps the fewest
+threads within 10% of the fastest: a thread that buys less than that is not worth what it
+costs when the load changes. The data is built before the limit applies,
 with the library's own thread count, so its fingerprint does not depend on the choice.
 
 Free cores are the usable cores less those that other processes kept busy since the previous
@@ -43,12 +44,12 @@ def load_average() -> float | None:
         return None
 
 
-def cpu_seconds(cpus: set[int] | None = None) -> tuple[float, float, float] | None:
-    """(now, seconds ``cpus`` have been busy, seconds this process has run), all monotonic;
-    ``cpus``: those this process may use. None where /proc/stat is missing (not Linux)."""
+def cpu_seconds() -> tuple[float, float, float] | None:
+    """(now, seconds the CPUs this process may use have been busy, seconds this process has
+    run), all monotonic. None where /proc/stat is missing (not Linux)."""
     busy = 0
     try:
-        cpus = set(os.sched_getaffinity(0)) if cpus is None else cpus
+        cpus = os.sched_getaffinity(0)
         with open("/proc/stat") as stat:
             for line in stat:
                 name, *ticks = line.split()
@@ -67,22 +68,21 @@ def others_busy(before: tuple[float, float, float], after: tuple[float, float, f
     return max(0.0, (after[1] - before[1]) - (after[2] - before[2])) / wall if wall > 0 else 0.0
 
 
-_last_sample: list[tuple[float, float, float]] = []     # the previous count's, for the next
+_previous: tuple[float, float, float] | None = None     # the last count's sample
 
 
 def free_cores(cores: int | None = None) -> int:
     """Cores other processes left free, at least one: since the previous call, or over a
     0.2 s look the first time; from the load average where /proc/stat is missing."""
+    global _previous
     cores = usable_cores() if cores is None else cores
-    now = cpu_seconds()
-    if now is None:
+    if cpu_seconds() is None:
         return max(1, min(cores, cores - round(load_average() or 0.0)))
-    if not _last_sample:
+    if _previous is None:
+        _previous = cpu_seconds()
         time.sleep(0.2)
-        _last_sample.append(now)
-        now = cpu_seconds()
-    others = others_busy(_last_sample.pop(), now)
-    _last_sample.append(now)
+    now = cpu_seconds()
+    others, _previous = others_busy(_previous, now), now
     return max(1, min(cores, cores - round(others)))
 
 

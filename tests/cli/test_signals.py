@@ -121,7 +121,8 @@ def test_a_signal_mid_sweep_loses_nothing(reference, tmp_path, signum, fraction)
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["INT", "TERM"])
 @pytest.mark.parametrize("index", [pytest.param(i, marks=pytest.mark.xfail(
     reason="may land while CPython itself starts (site, runpy), before bench.entry's first "
-    "line: ready at 0.045-0.05 s on a quiet 2-core machine, later under load", strict=False)) if i < 2 else i for i in range(20)])
+    "line: ready at 0.045-0.05 s on a quiet 2-core machine, later under load", strict=False))
+    if i < 2 else i for i in range(20)])
 def test_a_signal_at_twenty_moments_loses_nothing(reference, tmp_path, signum, index):
     _signal_case(reference, tmp_path, signum, moments(20, reference[2])[index])
 
